@@ -1,0 +1,231 @@
+"""Opening an fsspec filesystem for a store URL, and everything backend-specific:
+exclusive create, listing without stale caches, and translation of backend errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from modelkit_assets.errors import (
+    AssetsError,
+    BackendNotInstalledError,
+    ConfigurationError,
+    StoreError,
+    StoreNotFoundError,
+    StorePermissionError,
+    StoreUnreachableError,
+)
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+_EXTRAS = {
+    "s3": "s3",
+    "s3a": "s3",
+    "gs": "gcs",
+    "gcs": "gcs",
+    "az": "azure",
+    "abfs": "azure",
+    "abfss": "azure",
+}
+_USERINFO_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@")
+
+
+def redact_url(url: str) -> str:
+    """The URL without user, password or query string: safe to print (G7)."""
+    url = _USERINFO_RE.sub(r"\1", url)
+    return url.split("?", 1)[0].split("#", 1)[0]
+
+
+def protocol_of(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else "file"
+
+
+def open_filesystem(
+    url: str, storage_options: Mapping[str, Any] | None = None
+) -> tuple[AbstractFileSystem, str]:
+    """Return ``(filesystem, root path)`` for a store URL.
+
+    Raises
+    ------
+    BackendNotInstalledError
+        If the backend package is missing (with the extra to install).
+    ConfigurationError
+        If the URL's protocol is unknown to fsspec.
+    """
+    protocol = protocol_of(url)
+    if protocol in ("gs", "gcs"):
+        # gcsfs >= 2026 otherwise makes a gRPC bucket-type lookup that stalls on emulators
+        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    import fsspec.core
+
+    options = dict(storage_options or {})
+    if protocol in ("s3", "s3a"):
+        options.setdefault("use_listings_cache", False)
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **options)
+    except ImportError as err:
+        extra = _EXTRAS.get(protocol)
+        hint = f"pip install 'modelkit-assets[{extra}]'" if extra else "install its fsspec backend"
+        raise BackendNotInstalledError(
+            f"The backend for {protocol}:// stores is not installed: {hint}."
+        ) from err
+    except ValueError as err:
+        if "Protocol not known" in str(err):
+            raise ConfigurationError(
+                f"Unknown store protocol {protocol!r} in {redact_url(url)}; use an fsspec URL "
+                "such as s3://bucket/prefix, gs://, az://, file:// or memory://."
+            ) from err
+        raise
+    return fs, root
+
+
+def is_local(fs: AbstractFileSystem) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)
+
+
+def create_exclusive(fs: AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write ``data`` at ``path`` only if nothing is there, atomically (G1).
+
+    Uses what each backend enforces: ``os.link`` of a complete temporary file on local
+    disk (fsspec's local ``mode="create"`` overwrites), and ``pipe_file(mode="create")``
+    elsewhere (s3fs ``If-None-Match``, gcsfs ``ifGenerationMatch=0``, adlfs
+    ``If-None-Match``, memory). ``data`` is never empty: a zero-length s3fs exclusive
+    write is not enforced.
+
+    Raises
+    ------
+    FileExistsError
+        If the object already exists.
+    """
+    if not data:
+        raise ValueError("exclusive create needs non-empty data")
+    if is_local(fs):
+        local = fs._strip_protocol(path)
+        folder = os.path.dirname(local)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(tmp, local)
+        finally:
+            os.unlink(tmp)
+        return
+    fs.pipe_file(path, data, mode="create")
+
+
+def ensure_parent(fs: AbstractFileSystem, path: str) -> None:
+    """Create the parent folder where the backend has real folders (local disk)."""
+    if is_local(fs):
+        os.makedirs(os.path.dirname(fs._strip_protocol(path)), exist_ok=True)
+
+
+def write_replace(fs: AbstractFileSystem, path: str, data: bytes) -> None:
+    """Overwrite ``path`` with ``data``; on local disk by an atomic rename."""
+    if is_local(fs):
+        local = fs._strip_protocol(path)
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        tmp = f"{local}.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, local)
+        return
+    fs.pipe_file(path, data)
+
+
+def list_dir(fs: AbstractFileSystem, path: str) -> list[dict[str, Any]]:
+    """One delimited listing of ``path``, never served from a stale listings cache."""
+    fs.invalidate_cache(path)
+    try:
+        entries = fs.ls(path, detail=True)
+    except FileNotFoundError:
+        return []
+    except NotADirectoryError:
+        return []
+    # some backends list a file path as itself
+    return [e for e in entries if e["name"].rstrip("/") != path.rstrip("/") or e["type"] == "directory"]
+
+
+def basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+_UNREACHABLE_NAMES = (
+    "EndpointConnectionError",
+    "ClientConnectorError",
+    "ServerDisconnectedError",
+    "ConnectTimeoutError",
+    "ServiceRequestError",
+    "ConnectionError",
+    "TimeoutError",
+)
+_PERMISSION_NAMES = (
+    "AccessDenied",
+    "Forbidden",
+    "ClientAuthenticationError",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "NoCredentialsError",
+    "Unauthorized",
+)
+
+
+def _names(err: BaseException) -> list[str]:
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and len(chain) < 8:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return [cls.__name__ for e in chain for cls in type(e).__mro__] + [str(e) for e in chain]
+
+
+@contextlib.contextmanager
+def store_errors(store: str, action: str) -> Iterator[None]:
+    """Translate backend exceptions into ``StoreError``s that name the store (G7: the
+    original message is dropped, it may quote signed URLs or keys).
+    """
+    try:
+        yield
+    except AssetsError:
+        raise
+    except (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError):
+        raise
+    except Exception as err:
+        raise translate_error(err, store, action) from err
+
+
+def translate_error(err: BaseException, store: str, action: str) -> StoreError:
+    names = " ".join(_names(err))
+    if isinstance(err, PermissionError) or any(n in names for n in _PERMISSION_NAMES):
+        return StorePermissionError(
+            f"The store {store} refused to {action}: permission denied. Check the credentials "
+            "and their rights on this bucket or folder."
+        )
+    if "NoSuchBucket" in names or "ContainerNotFound" in names or "bucket does not exist" in names.lower():
+        return StoreNotFoundError(
+            f"The bucket or container of {store} does not exist; create it or fix the store URL."
+        )
+    if any(n in names for n in _UNREACHABLE_NAMES) or (
+        isinstance(err, OSError)
+        and err.errno in (errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH)
+    ):
+        return StoreUnreachableError(
+            f"The store {store} could not be reached to {action}; check the endpoint and the "
+            "network, then retry."
+        )
+    return StoreError(
+        f"The store {store} failed to {action} ({type(err).__name__}); retry, or set "
+        "MODELKIT_ASSETS_DEBUG=1 to see the cause."
+    )

@@ -1,0 +1,129 @@
+"""The local assets dir: cache lookups, one lock per asset, atomic verified installs.
+
+Layout (modelkit's, so one assets dir can serve both tools)::
+
+    {dir}/
+    ├── nlp/tokenizer/
+    │   ├── 0.0                      a file asset
+    │   ├── .0.0.SUCCESS             its marker, written after the file is in place
+    │   └── 1.0/                     a directory asset
+    │       ├── vocab.txt
+    │       └── .SUCCESS             its marker, inside the folder before it is renamed in
+    └── .cache/
+        ├── nlp/tokenizer.lock       one lock per asset (flock: released when a process dies)
+        └── staging/{asset}@{version}-{uuid}/   downloads being verified
+
+A version is visible only with its marker, and the marker appears only once every file
+is verified and in place (G4). Looking up a cached version costs one or two ``stat``
+calls and never takes the lock (G6), so a read-only assets dir still serves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from modelkit_assets.errors import CacheLockTimeoutError
+from modelkit_assets.layout import SUCCESS_NAME, CacheLayout
+from modelkit_assets.versioning import VersioningSystem
+
+logger = logging.getLogger(__name__)
+
+
+class AssetCache:
+    """One assets dir."""
+
+    def __init__(self, assets_dir: str | os.PathLike[str]) -> None:
+        self.layout = CacheLayout(Path(assets_dir).expanduser())
+
+    @property
+    def assets_dir(self) -> Path:
+        return self.layout.assets_dir
+
+    def cached_path(self, name: str, version: str) -> Path | None:
+        """The installed version's path, or ``None`` (at most two ``stat`` calls)."""
+        if self.layout.dir_marker(name, version).exists():
+            return self.layout.version_path(name, version)
+        if self.layout.file_marker(name, version).exists():
+            return self.layout.version_path(name, version)
+        return None
+
+    def versions(self, name: str, versioning: VersioningSystem) -> list[str]:
+        """Installed versions of ``name``, latest first."""
+        folder = self.layout.asset_dir(name)
+        try:
+            entries = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return versioning.sort(v for v in entries if versioning.is_valid(v) and self.cached_path(name, v))
+
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout_s: float) -> Iterator[None]:
+        """Hold the asset's lock; a killed holder's lock is released by the kernel.
+
+        Raises
+        ------
+        CacheLockTimeoutError
+            After ``timeout_s`` seconds.
+        """
+        import filelock
+
+        path = self.layout.lock(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(path), timeout=timeout_s)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise CacheLockTimeoutError(
+                f"Another process has held the cache lock of {name} ({path}) for over "
+                f"{timeout_s:g} s; wait for it, or raise MODELKIT_ASSETS_TIMEOUT_S."
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @contextlib.contextmanager
+    def staging(self, name: str, version: str) -> Iterator[Path]:
+        """A fresh staging folder inside the assets dir (same filesystem: renames are
+        atomic); leftovers of killed fetchers of this version are removed first. Call it
+        with the asset's lock held.
+        """
+        root = self.layout.staging_root()
+        root.mkdir(parents=True, exist_ok=True)
+        prefix = f"{name.replace('/', '__')}@{version}-"
+        for leftover in root.glob(prefix + "*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        folder = root / f"{prefix}{uuid.uuid4().hex}"
+        folder.mkdir()
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def install(self, name: str, version: str, staged: Path, *, is_directory: bool, trash: Path) -> Path:
+        """Move a verified ``staged`` file or folder into place, marker last.
+
+        Whatever was at the target (an unfinished or forced version) is first moved to
+        ``trash`` (inside the staging folder) so the target is never half-replaced.
+        """
+        target = self.layout.version_path(name, version)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        file_marker = self.layout.file_marker(name, version)
+        file_marker.unlink(missing_ok=True)
+        if target.is_dir():
+            (target / SUCCESS_NAME).unlink(missing_ok=True)
+        if target.exists() or target.is_symlink():
+            os.replace(target, trash)
+        if is_directory:
+            (staged / SUCCESS_NAME).touch()
+            os.replace(staged, target)
+        else:
+            os.replace(staged, target)
+            file_marker.touch()
+        return target

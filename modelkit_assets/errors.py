@@ -1,0 +1,121 @@
+"""Every error modelkit-assets raises, in one tree.
+
+Each class also inherits the builtin that matches its failure, so callers that catch
+``FileNotFoundError`` or ``ValueError`` keep working::
+
+    AssetsError
+    ├── InvalidSpecError (ValueError)
+    │   ├── InvalidNameError
+    │   ├── InvalidVersionError
+    │   └── InvalidSubPartError
+    ├── UnknownVersioningSystemError (ValueError)
+    ├── ConfigurationError (ValueError)
+    ├── InvalidSourceError (ValueError)
+    ├── InvalidMetaError (ValueError)
+    ├── IntegrityError (OSError)
+    ├── AssetNotFoundError (FileNotFoundError)
+    │   ├── VersionNotFoundError
+    │   └── SubPartNotFoundError
+    ├── AssetExistsError (FileExistsError)
+    │   └── VersionExistsError
+    ├── PublishConflictError (RuntimeError)
+    ├── CacheLockTimeoutError (TimeoutError)
+    ├── StoreError (OSError)
+    │   ├── StoreNotFoundError
+    │   ├── StorePermissionError (PermissionError)
+    │   └── StoreUnreachableError (ConnectionError)
+    └── BackendNotInstalledError (ImportError)
+
+Messages name the asset, the version and the store (its URL without secrets) and say
+what to do next. They never contain credentials or storage options.
+"""
+
+from __future__ import annotations
+
+
+class AssetsError(Exception):
+    """Base class of every modelkit-assets error."""
+
+
+class InvalidSpecError(AssetsError, ValueError):
+    """An asset spec (``name[:version][[sub/part]]``) cannot be parsed."""
+
+
+class InvalidNameError(InvalidSpecError):
+    """An asset name breaks the naming rules."""
+
+
+class InvalidVersionError(InvalidSpecError):
+    """A version is not valid for the versioning system in use."""
+
+
+class InvalidSubPartError(InvalidSpecError):
+    """A sub-part would leave the asset version or is malformed."""
+
+
+class UnknownVersioningSystemError(AssetsError, ValueError):
+    """No versioning system is registered under this name."""
+
+
+class ConfigurationError(AssetsError, ValueError):
+    """The settings (environment or arguments) are inconsistent or malformed."""
+
+
+class InvalidSourceError(AssetsError, ValueError):
+    """The file or folder to publish cannot be published as it is."""
+
+
+class InvalidMetaError(AssetsError, ValueError):
+    """A ``.meta`` object in the store is malformed or unsafe."""
+
+
+class IntegrityError(AssetsError, OSError):
+    """Downloaded bytes do not match the manifest."""
+
+
+class AssetNotFoundError(AssetsError, FileNotFoundError):
+    """The asset does not exist in the store (nor in the cache)."""
+
+
+class VersionNotFoundError(AssetNotFoundError):
+    """The asset exists but not this version."""
+
+
+class SubPartNotFoundError(AssetNotFoundError):
+    """The version exists but has no such sub-part."""
+
+
+class AssetExistsError(AssetsError, FileExistsError):
+    """``new`` was asked for an asset that already exists."""
+
+
+class VersionExistsError(AssetExistsError):
+    """A version that was about to be committed already exists."""
+
+
+class PublishConflictError(AssetsError, RuntimeError):
+    """Too many concurrent writers took every candidate version."""
+
+
+class CacheLockTimeoutError(AssetsError, TimeoutError):
+    """Another process held the asset's cache lock for too long."""
+
+
+class StoreError(AssetsError, OSError):
+    """The store could not be read or written."""
+
+
+class StoreNotFoundError(StoreError):
+    """The bucket, container or root folder of the store does not exist."""
+
+
+class StorePermissionError(StoreError, PermissionError):
+    """The credentials in use are refused by the store."""
+
+
+class StoreUnreachableError(StoreError, ConnectionError):
+    """The store's endpoint does not answer."""
+
+
+class BackendNotInstalledError(AssetsError, ImportError):
+    """The fsspec backend of the store URL is not installed."""

@@ -1,0 +1,107 @@
+"""The only place remote keys and local cache paths are built (pure: no I/O).
+
+Remote layout, relative to the store root (modelkit 0.1.3's, plus hidden claims)::
+
+    {root}/{name}.versions              {"versions": [...]}, latest first: an index for modelkit
+    {root}/{name}/{version}             a file asset's bytes
+    {root}/{name}/{version}/{path}      a directory asset: one object per file
+    {root}/{name}/{version}.meta        the commit: JSON manifest, created exclusively, last
+    {root}/{name}/.claims/{version}/{n} who is publishing {version} (attempt n); invisible
+                                        to modelkit, whose listings only read ``.versions``
+
+Local assets dir (modelkit's layout, so both tools can share it)::
+
+    {dir}/{name}/{version}              a file asset, or a directory asset's folder
+    {dir}/{name}/.{version}.SUCCESS     marker of a complete file asset
+    {dir}/{name}/{version}/.SUCCESS     marker of a complete directory asset
+    {dir}/.cache/{name}.lock            one lock per asset (modelkit's path)
+    {dir}/.cache/staging/{uuid}/        downloads in progress, renamed into place once verified
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+META_SUFFIX = ".meta"
+VERSIONS_SUFFIX = ".versions"
+CLAIMS_DIR = ".claims"
+SUCCESS_NAME = ".SUCCESS"
+CACHE_DIR = ".cache"
+STAGING_DIR = "staging"
+
+
+def join(*parts: str) -> str:
+    """Join key parts with ``/``, ignoring empty parts (a store at the bucket root)."""
+    return "/".join(p.strip("/") for p in parts if p.strip("/"))
+
+
+class RemoteLayout:
+    """Keys of one store root (``root`` is the fsspec path without protocol)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/") if root not in ("", "/") else root
+
+    def _key(self, *parts: str) -> str:
+        key = join(self.root, *parts)
+        # keep an absolute root absolute (local disk, memory)
+        return "/" + key if self.root.startswith("/") else key
+
+    def asset_dir(self, name: str) -> str:
+        return self._key(name)
+
+    def versions_index(self, name: str) -> str:
+        return self._key(name + VERSIONS_SUFFIX)
+
+    def data(self, name: str, version: str, path: str | None = None) -> str:
+        return self._key(name, version, path or "")
+
+    def meta(self, name: str, version: str) -> str:
+        return self._key(name, version + META_SUFFIX)
+
+    def claims_dir(self, name: str, version: str | None = None) -> str:
+        return self._key(name, CLAIMS_DIR, version or "")
+
+    def claim(self, name: str, version: str, attempt: int) -> str:
+        return self._key(name, CLAIMS_DIR, version, f"{attempt:06d}")
+
+    def relative(self, key: str) -> str:
+        """``key`` relative to the root (keys outside the root are returned unchanged)."""
+        key = key.rstrip("/")
+        root = self.root.strip("/")
+        stripped = key.lstrip("/")
+        if not root:
+            return stripped
+        if stripped.startswith(root + "/"):
+            return stripped[len(root) + 1 :]
+        return key
+
+
+class CacheLayout:
+    """Paths of one local assets dir."""
+
+    def __init__(self, assets_dir: str | os.PathLike[str]) -> None:
+        self.assets_dir = Path(assets_dir)
+
+    def asset_dir(self, name: str) -> Path:
+        return self.assets_dir.joinpath(*name.split("/"))
+
+    def version_path(self, name: str, version: str) -> Path:
+        return self.asset_dir(name) / version
+
+    def file_marker(self, name: str, version: str) -> Path:
+        return self.asset_dir(name) / f".{version}{SUCCESS_NAME}"
+
+    def dir_marker(self, name: str, version: str) -> Path:
+        return self.version_path(name, version) / SUCCESS_NAME
+
+    def lock(self, name: str) -> Path:
+        parts = name.split("/")
+        return self.assets_dir.joinpath(CACHE_DIR, *parts[:-1], parts[-1] + ".lock")
+
+    def staging_root(self) -> Path:
+        return self.assets_dir / CACHE_DIR / STAGING_DIR
+
+    def local_path(self, name: str, version: str, sub_part: str | None = None) -> Path:
+        path = self.version_path(name, version)
+        return path.joinpath(*sub_part.split("/")) if sub_part else path

@@ -1,0 +1,250 @@
+"""``AssetsManager``: turn a spec into a local path, cache first, store second.
+
+A pinned version already in the cache costs one or two ``stat`` calls and no network
+request (G6). Otherwise the version is resolved through the store (one listing), then
+downloaded under the asset's lock into a staging folder, verified file by file and
+renamed into place (G4).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelkit_assets.cache import AssetCache
+from modelkit_assets.errors import (
+    AssetNotFoundError,
+    StoreUnreachableError,
+    SubPartNotFoundError,
+    VersionNotFoundError,
+)
+from modelkit_assets.spec import AssetSpec
+from modelkit_assets.versioning import VersioningSystem, get_versioning
+
+if TYPE_CHECKING:
+    from fsspec.callbacks import Callback
+
+    from modelkit_assets.manifest import AssetMeta
+    from modelkit_assets.settings import Settings
+    from modelkit_assets.store import AssetStore
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1024)
+def _parse(text: str) -> AssetSpec:
+    return AssetSpec.parse(text)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """Where a fetched version is, and how it got there."""
+
+    path: Path
+    name: str
+    version: str
+    sub_part: str | None
+    from_cache: bool
+    meta: AssetMeta | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "path": str(self.path),
+            "name": self.name,
+            "version": self.version,
+            "sub_part": self.sub_part,
+            "from_cache": self.from_cache,
+        }
+        if self.meta is not None:
+            data["meta"] = self.meta.to_dict()
+        return data
+
+
+class AssetsManager:
+    """Fetch assets into a local assets dir.
+
+    Parameters
+    ----------
+    store
+        An ``AssetStore``, a store URL, or ``None`` for the configured store. When no
+        store is configured (``MODELKIT_ASSETS_STORE=none``, or the embedded store was
+        never created) the assets dir is served alone, as modelkit does.
+    assets_dir
+        The local cache; defaults to ``MODELKIT_ASSETS_DIR`` or the user cache dir.
+    """
+
+    def __init__(
+        self,
+        store: AssetStore | str | None = None,
+        assets_dir: str | os.PathLike[str] | None = None,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        versioning: str | VersioningSystem | None = None,
+        offline: bool | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        if settings is None:
+            from modelkit_assets.settings import get_settings
+
+            settings = get_settings()
+        self.settings = settings
+        self.cache = AssetCache(assets_dir if assets_dir is not None else settings.assets_dir)
+        self.timeout = float(timeout if timeout is not None else settings.timeout_s)
+        self.offline = settings.offline if offline is None else offline
+        if isinstance(store, str):
+            from modelkit_assets.store import AssetStore
+
+            store = AssetStore(store, storage_options, versioning=versioning, settings=settings)
+        self._store = store
+        self._store_from_settings = store is None
+        self.versioning = (
+            store.versioning if store is not None else get_versioning(versioning or settings.versioning)
+        )
+
+    @property
+    def assets_dir(self) -> Path:
+        return self.cache.assets_dir
+
+    @property
+    def store(self) -> AssetStore | None:
+        """The store, created on first use (never for cache hits)."""
+        if self._store is None and self._store_from_settings:
+            self._store_from_settings = False
+            url = self.settings.store_url
+            if url is None:
+                return None
+            if self.settings.embedded:
+                from modelkit_assets.settings import embedded_store_dir
+
+                if not embedded_store_dir().is_dir():
+                    return None
+            from modelkit_assets.store import AssetStore
+
+            self._store = AssetStore(
+                url, self.settings.storage_options, versioning=self.versioning, settings=self.settings
+            )
+        return self._store
+
+    def fetch(
+        self, spec: str | AssetSpec, *, force: bool | None = None, callback: Callback | None = None
+    ) -> Path:
+        """Return the local path of ``spec`` (``name[:version][[sub/part]]``).
+
+        Raises
+        ------
+        AssetNotFoundError, VersionNotFoundError, SubPartNotFoundError
+            When the asset, version or sub-part does not exist.
+        IntegrityError
+            When downloaded bytes do not match the manifest (the cache is unchanged).
+        CacheLockTimeoutError, StoreError
+        """
+        if not force:
+            parsed = _parse(spec) if isinstance(spec, str) else spec
+            version = parsed.version
+            if version is not None and self.versioning.is_valid(version):
+                path = self.cache.cached_path(parsed.name, version)
+                if path is not None:
+                    return self._sub_part(path, parsed, version)
+        return self.fetch_info(spec, force=force, callback=callback).path
+
+    def fetch_info(
+        self, spec: str | AssetSpec, *, force: bool | None = None, callback: Callback | None = None
+    ) -> FetchResult:
+        """Like ``fetch``, with the resolved version, whether it came from the cache and
+        (after a download) its metadata."""
+        parsed = _parse(spec) if isinstance(spec, str) else spec
+        if force is None:
+            force = self.settings.force_download
+        if parsed.version is not None:
+            self.versioning.check(parsed.version)
+        version = self._resolve(parsed)
+        if not force:
+            path = self.cache.cached_path(parsed.name, version)
+            if path is not None:
+                return FetchResult(
+                    self._sub_part(path, parsed, version), parsed.name, version, parsed.sub_part, True
+                )
+        store = None if self.offline else self.store
+        if store is None:
+            raise VersionNotFoundError(
+                f"{parsed.name}:{version} is not in the assets dir {self.assets_dir} and no store "
+                "is configured (or offline mode is on); set MODELKIT_ASSETS_STORE."
+            )
+        path, from_cache, meta = self._download(
+            store, parsed.name, version, force=bool(force), callback=callback
+        )
+        return FetchResult(
+            self._sub_part(path, parsed, version), parsed.name, version, parsed.sub_part, from_cache, meta
+        )
+
+    def _resolve(self, spec: AssetSpec) -> str:
+        if spec.version is not None and self.versioning.is_complete(spec.version):
+            return spec.version
+        store = None if self.offline else self.store
+        if store is not None:
+            try:
+                return store.resolve(spec)
+            except StoreUnreachableError:
+                cached = self.versioning.latest(self.cache.versions(spec.name, self.versioning), spec.version)
+                if cached is None:
+                    raise
+                logger.warning(
+                    "The store %s is unreachable: using %s:%s from the cache.",
+                    store.display_url,
+                    spec.name,
+                    cached,
+                )
+                return cached
+        cached = self.versioning.latest(self.cache.versions(spec.name, self.versioning), spec.version)
+        if cached is None:
+            raise AssetNotFoundError(
+                f"No version of {spec} is in the assets dir {self.assets_dir}, and no store is "
+                "configured (or offline mode is on); set MODELKIT_ASSETS_STORE or fetch it first."
+            )
+        return cached
+
+    def _download(
+        self, store: AssetStore, name: str, version: str, *, force: bool, callback: Callback | None
+    ) -> tuple[Path, bool, AssetMeta | None]:
+        with self.cache.lock(name, self.timeout):
+            if not force:
+                path = self.cache.cached_path(name, version)
+                if path is not None:  # a concurrent process got it first
+                    return path, True, None
+            meta = store.meta(name, version)
+            if not meta.verifiable:
+                logger.warning(
+                    "%s:%s was published without hashes (by modelkit?): only the file list "
+                    "and the sizes it has are checked.",
+                    name,
+                    version,
+                )
+            with self.cache.staging(name, version) as stage:
+                staged = stage / version
+                if meta.is_directory:
+                    staged.mkdir()
+                store.download_version(meta, str(staged), callback=callback)
+                path = self.cache.install(
+                    name, version, staged, is_directory=meta.is_directory, trash=stage / "previous"
+                )
+            logger.info("Fetched %s:%s from %s", name, version, store.display_url)
+            return path, False, meta
+
+    def _sub_part(self, path: Path, spec: AssetSpec, version: str) -> Path:
+        if spec.sub_part is None:
+            return path
+        inner = path.joinpath(*spec.sub_part.split("/"))
+        if not inner.exists():
+            raise SubPartNotFoundError(
+                f"{spec.name}:{version} has no {spec.sub_part!r}; see its files with "
+                f"`modelkit-assets info {spec.name}:{version}`."
+            )
+        return inner
+
+    def __repr__(self) -> str:
+        return f"AssetsManager(assets_dir={str(self.assets_dir)!r}, store={self._store!r})"

@@ -1,0 +1,164 @@
+"""Configuration, read once from the environment; explicit arguments override it.
+
+| variable                              | meaning                               |
+|---------------------------------------|---------------------------------------|
+| MODELKIT_ASSETS_STORE                 | store URL (any fsspec URL; ``none``)  |
+| MODELKIT_ASSETS_STORAGE_OPTIONS       | JSON of fsspec storage options        |
+| MODELKIT_ASSETS_DIR                   | assets dir (local cache)              |
+| MODELKIT_ASSETS_VERSIONING_SYSTEM     | ``major_minor`` / ``simple_date``     |
+| MODELKIT_ASSETS_TIMEOUT_S             | cache lock timeout                    |
+| MODELKIT_ASSETS_CONCURRENCY           | files moved at once                   |
+| MODELKIT_ASSETS_CLAIM_TTL_S           | age after which a publish claim from another host is stale |
+| MODELKIT_ASSETS_OFFLINE               | never touch the network               |
+
+modelkit's ``MODELKIT_STORAGE_PROVIDER``/``_BUCKET``/``_PREFIX``, ``S3_ENDPOINT`` and
+``MODELKIT_STORAGE_FORCE_DOWNLOAD`` are honoured when ``MODELKIT_ASSETS_STORE`` is unset.
+Credentials are left to fsspec and the cloud SDKs and are never stored here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from modelkit_assets.errors import ConfigurationError
+
+APP_NAME = "modelkit-assets"
+DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_CONCURRENCY = 32
+DEFAULT_CLAIM_TTL_S = 6 * 3600.0
+NO_STORE = "none"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in _TRUE
+
+
+def _number(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{key}={raw!r} is not a number; set it to a number of seconds.") from None
+    if value <= 0:
+        raise ConfigurationError(f"{key} must be positive, not {raw!r}.")
+    return value
+
+
+def embedded_store_dir() -> Path:
+    """Where the embedded local store lives when nothing is configured."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME)) / "store"
+
+
+def default_assets_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir(APP_NAME)) / "assets"
+
+
+def _modelkit_store(env: Mapping[str, str]) -> tuple[str | None, dict[str, Any]]:
+    """The store URL and options that modelkit's variables describe, if any."""
+    provider = (env.get("MODELKIT_STORAGE_PROVIDER") or "").strip().lower()
+    if not provider:
+        return None, {}
+    bucket = env.get("MODELKIT_STORAGE_BUCKET")
+    prefix = env.get("MODELKIT_STORAGE_PREFIX") or "modelkit-assets"
+    if not bucket:
+        raise ConfigurationError(
+            f"MODELKIT_STORAGE_PROVIDER={provider} needs MODELKIT_STORAGE_BUCKET (the bucket, "
+            "container or local folder)."
+        )
+    options: dict[str, Any] = {}
+    if provider == "s3":
+        if env.get("S3_ENDPOINT"):
+            options["endpoint_url"] = env["S3_ENDPOINT"]
+        return f"s3://{bucket}/{prefix}", options
+    if provider == "gcs":
+        return f"gs://{bucket}/{prefix}", options
+    if provider == "az":
+        if env.get("AZURE_STORAGE_CONNECTION_STRING"):
+            options["connection_string"] = env["AZURE_STORAGE_CONNECTION_STRING"]
+        return f"az://{bucket}/{prefix}", options
+    if provider == "local":
+        return Path(bucket, prefix).resolve().as_uri(), options
+    raise ConfigurationError(
+        f"MODELKIT_STORAGE_PROVIDER={provider!r} is not one of gcs, s3, az, local; "
+        "or set MODELKIT_ASSETS_STORE to any fsspec URL."
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of modelkit-assets (``repr`` hides storage options: G7)."""
+
+    store_url: str | None
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    assets_dir: Path = field(default_factory=default_assets_dir)
+    versioning: str = "major_minor"
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    concurrency: int = DEFAULT_CONCURRENCY
+    claim_ttl_s: float = DEFAULT_CLAIM_TTL_S
+    offline: bool = False
+    force_download: bool = False
+    embedded: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``env`` (``os.environ`` by default).
+
+        Raises
+        ------
+        ConfigurationError
+            If a variable is malformed.
+        """
+        env = os.environ if env is None else env
+        options: dict[str, Any] = {}
+        raw_options = env.get("MODELKIT_ASSETS_STORAGE_OPTIONS")
+        if raw_options:
+            try:
+                options = json.loads(raw_options)
+            except ValueError:
+                raise ConfigurationError(
+                    "MODELKIT_ASSETS_STORAGE_OPTIONS is not valid JSON; set it to a JSON object "
+                    'such as {"anon": true}.'
+                ) from None
+            if not isinstance(options, dict):
+                raise ConfigurationError("MODELKIT_ASSETS_STORAGE_OPTIONS must be a JSON object.")
+        store = (env.get("MODELKIT_ASSETS_STORE") or "").strip() or None
+        embedded = False
+        if store is None:
+            store, modelkit_options = _modelkit_store(env)
+            options = {**modelkit_options, **options}
+        if store is None:
+            store, embedded = embedded_store_dir().as_uri(), True
+        elif store.lower() == NO_STORE:
+            store = None
+        assets_dir = env.get("MODELKIT_ASSETS_DIR")
+        return cls(
+            store_url=store,
+            storage_options=options,
+            assets_dir=Path(assets_dir).expanduser() if assets_dir else default_assets_dir(),
+            versioning=(env.get("MODELKIT_ASSETS_VERSIONING_SYSTEM") or "major_minor").strip(),
+            timeout_s=_number(env, "MODELKIT_ASSETS_TIMEOUT_S", DEFAULT_TIMEOUT_S),
+            concurrency=int(_number(env, "MODELKIT_ASSETS_CONCURRENCY", DEFAULT_CONCURRENCY)),
+            claim_ttl_s=_number(env, "MODELKIT_ASSETS_CLAIM_TTL_S", DEFAULT_CLAIM_TTL_S),
+            offline=_flag(env.get("MODELKIT_ASSETS_OFFLINE")),
+            force_download=_flag(env.get("MODELKIT_STORAGE_FORCE_DOWNLOAD")),
+            embedded=embedded,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once; ``get_settings.cache_clear()`` re-reads."""
+    return Settings.from_env()
