@@ -40,17 +40,22 @@ class AssetCache:
 
     def __init__(self, assets_dir: str | os.PathLike[str]) -> None:
         self.layout = CacheLayout(Path(assets_dir).expanduser())
+        self._root = str(self.layout.assets_dir)
 
     @property
     def assets_dir(self) -> Path:
         return self.layout.assets_dir
 
     def cached_path(self, name: str, version: str) -> Path | None:
-        """The installed version's path, or ``None`` (at most two ``stat`` calls)."""
-        if self.layout.dir_marker(name, version).exists():
-            return self.layout.version_path(name, version)
-        if self.layout.file_marker(name, version).exists():
-            return self.layout.version_path(name, version)
+        """The installed version's path, or ``None`` (at most two ``stat`` calls).
+
+        Plain string paths on purpose: this is the G6 hot path and ``pathlib`` costs more
+        than the ``stat`` calls themselves. Keep it in step with ``CacheLayout``.
+        """
+        folder = f"{self._root}/{name}"
+        path = f"{folder}/{version}"
+        if os.path.exists(f"{path}/{SUCCESS_NAME}") or os.path.exists(f"{folder}/.{version}{SUCCESS_NAME}"):
+            return Path(path)
         return None
 
     def versions(self, name: str, versioning: VersioningSystem) -> list[str]:
