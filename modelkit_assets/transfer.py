@@ -70,7 +70,15 @@ def upload(
         for folder in {os.path.dirname(fs._strip_protocol(r)) for _, r in pairs}:
             os.makedirs(folder, exist_ok=True)
     if _is_async(fs) and len(pairs) > 1:
-        fs.put([lp for lp, _ in pairs], [rp for _, rp in pairs], callback=callback, batch_size=concurrency)
+        from fsspec.callbacks import DEFAULT_CALLBACK
+
+        # fsspec's async put/get call methods on the callback: None is not accepted
+        fs.put(
+            [lp for lp, _ in pairs],
+            [rp for _, rp in pairs],
+            callback=callback or DEFAULT_CALLBACK,
+            batch_size=concurrency,
+        )
         return
     _run_each(fs, "put_file", pairs, callback, concurrency)
 
@@ -88,7 +96,14 @@ def download(
     for folder in {os.path.dirname(lp) for _, lp in pairs}:
         os.makedirs(folder, exist_ok=True)
     if _is_async(fs) and len(pairs) > 1:
-        fs.get([rp for rp, _ in pairs], [lp for _, lp in pairs], callback=callback, batch_size=concurrency)
+        from fsspec.callbacks import DEFAULT_CALLBACK
+
+        fs.get(
+            [rp for rp, _ in pairs],
+            [lp for _, lp in pairs],
+            callback=callback or DEFAULT_CALLBACK,
+            batch_size=concurrency,
+        )
         return
     _run_each(fs, "get_file", pairs, callback, concurrency)
 

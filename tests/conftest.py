@@ -6,18 +6,24 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")  # before any gcsfs import
 
+import servers
+
 from modelkit_assets import AssetsManager, AssetStore
 from modelkit_assets.settings import get_settings
 
 #: every backend the store contract suite runs on
-BACKENDS = ["memory", "local"]
+BACKENDS = ["memory", "local", "s3", "gcs", "azure"]
+#: backends served by an emulated cloud server (marked ``cloud``)
+CLOUD_BACKENDS = ("s3", "gcs", "azure")
+#: read at import: the autouse fixture below clears MODELKIT_* for each test
+REQUIRE_SERVERS = os.environ.get("MODELKIT_ASSETS_REQUIRE_SERVERS", "").strip() in ("1", "true", "yes")
 
 
 @pytest.fixture(autouse=True)
@@ -44,9 +50,82 @@ def _memory_url() -> str:
     return f"memory://t{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(
+    params=[pytest.param(b, marks=pytest.mark.cloud) if b in CLOUD_BACKENDS else b for b in BACKENDS]
+)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+# -- cloud servers (tests/servers.py): one per session, a fresh bucket per test ---------------
+def _start(starter: Callable[[], servers.Server]) -> servers.Server:
+    """Start a server, or fail (CI: MODELKIT_ASSETS_REQUIRE_SERVERS=1) or skip saying why."""
+    try:
+        return starter()
+    except servers.ServerUnavailableError as err:
+        if REQUIRE_SERVERS:
+            pytest.fail(f"{err} (MODELKIT_ASSETS_REQUIRE_SERVERS=1: a missing server is a failure)")
+        pytest.skip(str(err))
+
+
+@pytest.fixture(scope="session")
+def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("server-logs")
+
+
+@pytest.fixture(scope="session")
+def s3_server(server_logs: Path) -> Iterator[servers.Server]:
+    server = _start(lambda: servers.start_moto(server_logs))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server(server_logs: Path) -> Iterator[servers.Server]:
+    server = _start(lambda: servers.start_fake_gcs(server_logs))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azure_server(server_logs: Path) -> Iterator[servers.Server]:
+    server = _start(lambda: servers.start_azurite(server_logs))
+    yield server
+    server.stop()
+
+
+StoreFactory = Callable[[], tuple[str, dict[str, object]]]
+
+
+def _bucket_factory(backend: str, server: servers.Server) -> StoreFactory:
+    import fsspec
+
+    options = servers.storage_options(backend, server.url)
+
+    def make() -> tuple[str, dict[str, object]]:
+        bucket = f"t{uuid.uuid4().hex[:16]}"
+        fsspec.filesystem(servers.PROTOCOLS[backend], **options).mkdir(bucket)
+        return f"{servers.PROTOCOLS[backend]}://{bucket}/assets", dict(options)
+
+    return make
+
+
+@pytest.fixture
+def s3_store_factory(s3_server: servers.Server) -> StoreFactory:
+    """Makes a fresh bucket on the moto server; returns (URL, storage options)."""
+    return _bucket_factory("s3", s3_server)
+
+
+@pytest.fixture
+def gcs_store_factory(gcs_server: servers.Server) -> StoreFactory:
+    """Makes a fresh bucket on fake-gcs-server; returns (URL, storage options)."""
+    return _bucket_factory("gcs", gcs_server)
+
+
+@pytest.fixture
+def azure_store_factory(azure_server: servers.Server) -> StoreFactory:
+    """Makes a fresh container on Azurite; returns (URL, storage options)."""
+    return _bucket_factory("azure", azure_server)
 
 
 @pytest.fixture
