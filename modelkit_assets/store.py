@@ -43,6 +43,7 @@ from modelkit_assets.errors import (
     ConfigurationError,
     IntegrityError,
     InvalidMetaError,
+    InvalidVersionError,
     PublishConflictError,
     VersionExistsError,
     VersionNotFoundError,
@@ -85,6 +86,8 @@ class PublishPlan:
     bump_major: bool
     major: str | None
     is_new: bool
+    #: publish exactly ``version`` or fail (modelkit's ``new``/``update`` take an explicit version)
+    pinned: bool = False
 
 
 def _now() -> dt.datetime:
@@ -287,14 +290,22 @@ class AssetStore:
         return version is None or version in versions
 
     # -- publishing ---------------------------------------------------------------
-    def plan_new(self, path: str | os.PathLike[str], name: str) -> PublishPlan:
+    def plan_new(
+        self, path: str | os.PathLike[str], name: str, *, version: str | None = None
+    ) -> PublishPlan:
         """What ``new`` would publish (reads the store, writes nothing).
+
+        ``version`` pins the first version instead of the system's initial one (what
+        modelkit's ``StorageProvider.new`` does); the publish then fails rather than
+        moving to another version.
 
         Raises
         ------
-        AssetExistsError, InvalidSourceError
+        AssetExistsError, InvalidVersionError, InvalidSourceError
         """
         check_name(name)
+        if version is not None:
+            self._check_pinned(name, version)
         existing = self._committed(self._listing(name))
         if existing:
             raise AssetExistsError(
@@ -302,16 +313,25 @@ class AssetStore:
                 f"publish a new version with `modelkit-assets update PATH {name}`."
             )
         source = scan_source(path)
-        return PublishPlan(name, self.versioning.initial(()), (), source, False, None, True)
+        first = version if version is not None else self.versioning.initial(())
+        return PublishPlan(name, first, (), source, False, None, True, pinned=version is not None)
 
     def plan_update(
-        self, path: str | os.PathLike[str], spec: str | AssetSpec, *, bump_major: bool = False
+        self,
+        path: str | os.PathLike[str],
+        spec: str | AssetSpec,
+        *,
+        bump_major: bool = False,
+        version: str | None = None,
     ) -> PublishPlan:
         """What ``update`` would publish (reads the store, writes nothing).
 
+        ``version`` pins the version to publish (modelkit's ``StorageProvider.update``);
+        ``spec`` is then the bare name.
+
         Raises
         ------
-        AssetNotFoundError, InvalidVersionError, InvalidSourceError
+        AssetNotFoundError, VersionExistsError, InvalidVersionError, InvalidSourceError
         """
         spec = AssetSpec.parse(spec) if isinstance(spec, str) else spec
         if spec.sub_part:
@@ -319,9 +339,26 @@ class AssetStore:
         if spec.version is not None:
             self.versioning.check(spec.version)
         existing = self.versions(spec.name)
+        if version is not None:
+            self._check_pinned(spec.name, version)
+            if version in existing:
+                raise VersionExistsError(
+                    f"Version {version} of {spec.name} already exists in {self.display_url}; "
+                    "published versions are never overwritten: pick another version."
+                )
+            source = scan_source(path)
+            return PublishPlan(spec.name, version, tuple(existing), source, False, None, False, pinned=True)
         version = self.versioning.next(existing, major=spec.version, bump_major=bump_major)
         source = scan_source(path)
         return PublishPlan(spec.name, version, tuple(existing), source, bump_major, spec.version, False)
+
+    def _check_pinned(self, name: str, version: str) -> None:
+        self.versioning.check(version)
+        if not self.versioning.is_complete(version):
+            raise InvalidVersionError(
+                f"Cannot publish {name}:{version}: {version!r} is a partial version; give a "
+                f"complete {self.versioning.name} version."
+            )
 
     def new(
         self,
@@ -364,7 +401,8 @@ class AssetStore:
         """Carry out a plan: claim, upload, commit, refresh the index (G1-G3).
 
         The version actually published may follow ``plan.version`` when a concurrent
-        writer took it first; the returned metadata says which.
+        writer took it first; the returned metadata says which. A pinned plan publishes
+        exactly ``plan.version`` or raises ``VersionExistsError``.
 
         Raises
         ------
@@ -390,7 +428,10 @@ class AssetStore:
             candidate = self.versioning.next(
                 committed or list(plan.existing), major=plan.major, bump_major=plan.bump_major
             )
-        claim = self._claim_version(name, candidate, committed, writer, bump_major=plan.bump_major)
+        if plan.pinned:
+            claim = self._claim_pinned(name, plan.version, committed, writer)
+        else:
+            claim = self._claim_version(name, candidate, committed, writer, bump_major=plan.bump_major)
         meta = AssetMeta(
             name=name,
             version=claim.version,
@@ -425,6 +466,15 @@ class AssetStore:
             f"Could not claim a version of {name} in {self.display_url} after {MAX_CLAIM_TRIES} "
             "tries: too many concurrent writers; retry."
         )
+
+    def _claim_pinned(self, name: str, version: str, committed: list[str], writer: str) -> Claim:
+        claim = None if version in committed else self._acquire(name, version, writer)
+        if claim is None or self._meta_exists(name, version):
+            raise VersionExistsError(
+                f"Version {version} of {name} already exists in {self.display_url}, or another "
+                "writer is publishing it; nothing was overwritten. Pick another version."
+            )
+        return claim
 
     def _meta_exists(self, name: str, version: str) -> bool:
         key = self.layout.meta(name, version)
