@@ -11,7 +11,9 @@ Layout (modelkit's, so one assets dir can serve both tools)::
     │       └── .SUCCESS             its marker, inside the folder before it is renamed in
     └── .cache/
         ├── nlp/tokenizer.lock       one lock per asset (flock: released when a process dies)
-        └── staging/{asset}@{version}-{uuid}/   downloads being verified
+        ├── staging/{asset}@{version}-{uuid}/   downloads being verified
+        ├── manifests/nlp/tokenizer/1.0.meta   copy of the version's manifest (verify, sync)
+        └── leases/nlp/tokenizer/1.0.lease     held (shared) by processes using 1.0 (prune)
 
 A version is visible only with its marker, and the marker appears only once every file
 is verified and in place (G4). Looking up a cached version costs one or two ``stat``
@@ -27,10 +29,14 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelkit_assets.errors import CacheLockTimeoutError
 from modelkit_assets.layout import SUCCESS_NAME, CacheLayout
 from modelkit_assets.versioning import VersioningSystem
+
+if TYPE_CHECKING:
+    from modelkit_assets.manifest import AssetMeta
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +116,29 @@ class AssetCache:
             yield folder
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def save_manifest(self, meta: AssetMeta) -> None:
+        """Keep a copy of a version's manifest in ``.cache/manifests`` (atomic replace), so
+        that ``verify`` and ``sync`` can check the cache without reaching the store. Call it
+        with the asset's lock held, before ``install``.
+        """
+        path = self.layout.manifest(meta.name, meta.version)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_bytes(meta.to_json())
+        os.replace(tmp, path)
+
+    def read_manifest(self, name: str, version: str) -> AssetMeta | None:
+        """The manifest copy kept by ``save_manifest`` (``None`` if missing or unreadable:
+        versions fetched by modelkit or by older releases have none)."""
+        from modelkit_assets.errors import InvalidMetaError
+        from modelkit_assets.manifest import AssetMeta
+
+        try:
+            raw = self.layout.manifest(name, version).read_bytes()
+            return AssetMeta.from_json(raw, name, version)
+        except (OSError, InvalidMetaError):
+            return None
 
     def install(self, name: str, version: str, staged: Path, *, is_directory: bool, trash: Path) -> Path:
         """Move a verified ``staged`` file or folder into place, marker last.

@@ -16,6 +16,8 @@ Local assets dir (modelkit's layout, so both tools can share it)::
     {dir}/{name}/{version}/.SUCCESS     marker of a complete directory asset
     {dir}/.cache/{name}.lock            one lock per asset (modelkit's path)
     {dir}/.cache/staging/{uuid}/        downloads in progress, renamed into place once verified
+    {dir}/.cache/manifests/{name}/{version}.meta   copy of the version's manifest (verify, sync)
+    {dir}/.cache/leases/{name}/{version}.lease     shared lock of processes using the version (prune)
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ CLAIMS_DIR = ".claims"
 SUCCESS_NAME = ".SUCCESS"
 CACHE_DIR = ".cache"
 STAGING_DIR = "staging"
+MANIFESTS_DIR = "manifests"
+LEASES_DIR = "leases"
+LEASE_SUFFIX = ".lease"
 
 
 def join(*parts: str) -> str:
@@ -101,6 +106,12 @@ class CacheLayout:
 
     def staging_root(self) -> Path:
         return self.assets_dir / CACHE_DIR / STAGING_DIR
+
+    def manifest(self, name: str, version: str) -> Path:
+        return self.assets_dir.joinpath(CACHE_DIR, MANIFESTS_DIR, *name.split("/"), version + META_SUFFIX)
+
+    def lease(self, name: str, version: str) -> Path:
+        return self.assets_dir.joinpath(CACHE_DIR, LEASES_DIR, *name.split("/"), version + LEASE_SUFFIX)
 
     def local_path(self, name: str, version: str, sub_part: str | None = None) -> Path:
         path = self.version_path(name, version)

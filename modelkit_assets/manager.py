@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from modelkit_assets.cache import AssetCache
 from modelkit_assets.errors import (
     AssetNotFoundError,
+    ConfigurationError,
     StoreUnreachableError,
     SubPartNotFoundError,
     VersionNotFoundError,
@@ -70,7 +71,8 @@ class AssetsManager:
     Parameters
     ----------
     store
-        An ``AssetStore``, a store URL, or ``None`` for the configured store. When no
+        An ``AssetStore``, a store URL or local path (with ``storage_options``), or
+        ``None`` for the configured store. When no
         store is configured (``MODELKIT_ASSETS_STORE=none``, or the embedded store was
         never created) the assets dir is served alone, as modelkit does.
     assets_dir
@@ -79,7 +81,7 @@ class AssetsManager:
 
     def __init__(
         self,
-        store: AssetStore | str | None = None,
+        store: AssetStore | str | os.PathLike[str] | None = None,
         assets_dir: str | os.PathLike[str] | None = None,
         *,
         storage_options: dict[str, Any] | None = None,
@@ -96,10 +98,15 @@ class AssetsManager:
         self.cache = AssetCache(assets_dir if assets_dir is not None else settings.assets_dir)
         self.timeout = float(timeout if timeout is not None else settings.timeout_s)
         self.offline = settings.offline if offline is None else offline
-        if isinstance(store, str):
+        if isinstance(store, str | os.PathLike):
             from modelkit_assets.store import AssetStore
 
-            store = AssetStore(store, storage_options, versioning=versioning, settings=settings)
+            store = AssetStore(os.fspath(store), storage_options, versioning=versioning, settings=settings)
+        elif store is not None and storage_options:
+            raise ConfigurationError(
+                "storage_options go with a store URL; an AssetStore already has its own, pass them "
+                "to AssetStore(url, storage_options) instead."
+            )
         self._store = store
         self._store_from_settings = store is None
         self.versioning = (
@@ -182,6 +189,24 @@ class AssetsManager:
             self._sub_part(path, parsed, version), parsed.name, version, parsed.sub_part, from_cache, meta
         )
 
+    def resolve(self, spec: str | AssetSpec) -> str:
+        """The complete version ``spec`` points to, without fetching anything.
+
+        A complete version is returned as it is (no I/O). A partial or missing one is
+        resolved through the store (one listing), or from the cache alone when offline
+        mode is on or the store is unreachable (then with a warning).
+
+        Raises
+        ------
+        InvalidVersionError
+            When the version is not valid for the versioning system.
+        AssetNotFoundError, VersionNotFoundError, StoreError
+        """
+        parsed = _parse(spec) if isinstance(spec, str) else spec
+        if parsed.version is not None:
+            self.versioning.check(parsed.version)
+        return self._resolve(parsed)
+
     def _resolve(self, spec: AssetSpec) -> str:
         if spec.version is not None and self.versioning.is_complete(spec.version):
             return spec.version
@@ -229,6 +254,7 @@ class AssetsManager:
                 if meta.is_directory:
                     staged.mkdir()
                 store.download_version(meta, str(staged), callback=callback)
+                self.cache.save_manifest(meta)
                 path = self.cache.install(
                     name, version, staged, is_directory=meta.is_directory, trash=stage / "previous"
                 )

@@ -1,0 +1,163 @@
+"""What the local assets dir holds: every installed version, its size and its last use.
+
+Last use is read, never written. The G6 hot path (a pinned cache hit) costs one or two
+``stat`` calls and writes nothing, so it cannot record a use without doubling its cost
+and without failing on a read-only assets dir. Instead ``last_used`` is the latest of
+
+- the access time (``st_atime``) of the version's files: the kernel updates it when the
+  files are actually read, which is the use that matters, at no cost to us. With the
+  Linux default ``relatime`` it moves at most once a day (plenty to prune by age in
+  days); on a ``noatime`` mount it never moves, and
+- the install time (the marker's ``st_mtime``), the floor when atimes say nothing.
+
+Maintenance reads (``verify``) open files with ``O_NOATIME`` where allowed so that
+checking a version does not count as using it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelkit_assets.layout import CACHE_DIR, SUCCESS_NAME, CacheLayout
+from modelkit_assets.versioning import VersioningSystem
+
+
+@dataclass(frozen=True)
+class CachedVersion:
+    """One installed version of the assets dir."""
+
+    name: str
+    version: str
+    path: Path
+    is_directory: bool
+    size: int
+    files: int
+    installed: dt.datetime
+    last_used: dt.datetime
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "path": str(self.path),
+            "is_directory": self.is_directory,
+            "size": self.size,
+            "files": self.files,
+            "installed": self.installed.isoformat(),
+            "last_used": self.last_used.isoformat(),
+        }
+
+
+def _utc(timestamp: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC)
+
+
+def _measure(path: Path, is_directory: bool) -> tuple[int, int, float]:
+    """(bytes, files, latest atime) of a version, without following symlinks."""
+    if not is_directory:
+        st = path.lstat()
+        return st.st_size, 1, st.st_atime
+    size = files = 0
+    atime = path.lstat().st_atime
+    for folder, _dirs, names in os.walk(path):
+        for file_name in names:
+            if folder == str(path) and file_name == SUCCESS_NAME:
+                continue
+            st = os.lstat(os.path.join(folder, file_name))
+            size += st.st_size
+            files += 1
+            atime = max(atime, st.st_atime)
+    return size, files, atime
+
+
+def _versions_in(folder: Path) -> Iterator[tuple[str, bool, Path]]:
+    """(version, is_directory, marker) of every complete version directly in ``folder``."""
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    names = {e.name for e in entries}
+    for entry in entries:
+        if entry.name.startswith(".") and entry.name.endswith(SUCCESS_NAME) and entry.is_file():
+            version = entry.name[1 : -len(SUCCESS_NAME)]
+            if version in names and not os.path.isdir(folder / version):
+                yield version, False, Path(entry.path)
+        elif not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+            marker = Path(entry.path) / SUCCESS_NAME
+            if marker.is_file():
+                yield entry.name, True, marker
+
+
+def scan_cache(
+    assets_dir: str | os.PathLike[str], versioning: VersioningSystem, *, name: str | None = None
+) -> list[CachedVersion]:
+    """Every complete version in ``assets_dir`` (only under ``name`` if given), sorted by
+    name then latest version first. Versions another versioning system would name are
+    listed too (sorted after, by text): the cache may be shared.
+    """
+    layout = CacheLayout(Path(assets_dir).expanduser())
+    root = layout.assets_dir
+    found: list[CachedVersion] = []
+    stack = [layout.asset_dir(name)] if name else [root]
+    while stack:
+        folder = stack.pop()
+        versions = list(_versions_in(folder))
+        version_dirs = {v for v, is_dir, _ in versions if is_dir}
+        rel = folder.relative_to(root).as_posix()
+        for version, is_directory, marker in versions:
+            path = folder / version
+            try:
+                size, files, atime = _measure(path, is_directory)
+                installed = marker.lstat().st_mtime
+            except FileNotFoundError:  # pruned or replaced while we looked
+                continue
+            found.append(
+                CachedVersion(
+                    name=rel,
+                    version=version,
+                    path=path,
+                    is_directory=is_directory,
+                    size=size,
+                    files=files,
+                    installed=_utc(installed),
+                    last_used=_utc(max(atime, installed)),
+                )
+            )
+        try:
+            children = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in children:
+            if (
+                entry.is_dir(follow_symlinks=False)
+                and not entry.name.startswith(".")
+                and entry.name not in version_dirs
+                and not (folder == root and entry.name == CACHE_DIR)
+            ):
+                stack.append(Path(entry.path))
+
+    def order(item: CachedVersion) -> tuple[str, int, Any]:
+        valid = versioning.is_valid(item.version)
+        return item.name, 0 if valid else 1, versioning.sort_key(item.version) if valid else item.version
+
+    # latest first within a name: sort by name, then reverse each name's versions
+    found.sort(key=order)
+    by_name: dict[str, list[CachedVersion]] = {}
+    for item in found:
+        by_name.setdefault(item.name, []).append(item)
+    result: list[CachedVersion] = []
+    for versions_of_name in by_name.values():
+        valid = [v for v in versions_of_name if versioning.is_valid(v.version)]
+        other = [v for v in versions_of_name if not versioning.is_valid(v.version)]
+        result.extend(reversed(valid))
+        result.extend(other)
+    return result

@@ -1,0 +1,192 @@
+"""Removing cached versions: a pure plan, then a careful execution.
+
+Rules (``PrunePolicy``), combined:
+
+- ``keep_newest=N``: the N newest versions of each asset (by version order) are never
+  removed; given alone, every other version is removed;
+- ``older_than``: versions not used (see ``inventory``) for that long are removed;
+- ``max_size``: then, least recently used first, versions are removed until the cache
+  holds at most that many bytes.
+
+Execution never removes a version in use by another process (``usage``): it takes the
+asset's cache lock without waiting (a fetch in progress holds it), probes the leases and
+``/proc``, and skips the version when any says busy. The marker goes first, so a
+concurrent reader sees "not cached" (and downloads again under the lock) rather than a
+half-deleted folder; then the data is renamed into the staging area and removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelkit_assets.cache import AssetCache
+from modelkit_assets.maintenance.inventory import CachedVersion, scan_cache
+from modelkit_assets.maintenance.usage import leased, open_by_others
+from modelkit_assets.versioning import VersioningSystem
+
+
+@dataclass(frozen=True)
+class PrunePolicy:
+    """What to remove; at least one rule must be given."""
+
+    older_than: dt.timedelta | None = None
+    max_size: int | None = None
+    keep_newest: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.older_than is None and self.max_size is None and self.keep_newest is None:
+            raise ValueError("give at least one of older_than, max_size, keep_newest")
+        if self.keep_newest is not None and self.keep_newest < 0:
+            raise ValueError("keep_newest must be >= 0")
+        if self.max_size is not None and self.max_size < 0:
+            raise ValueError("max_size must be >= 0")
+
+
+@dataclass
+class PruneResult:
+    """What a prune removed (or would remove, with ``dry_run``) and what it kept."""
+
+    removed: list[CachedVersion] = field(default_factory=list)
+    skipped: list[tuple[CachedVersion, str]] = field(default_factory=list)
+    kept: list[CachedVersion] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def freed(self) -> int:
+        return sum(v.size for v in self.removed)
+
+    @property
+    def remaining(self) -> int:
+        return sum(v.size for v in self.kept) + sum(v.size for v, _ in self.skipped)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "removed": [v.to_dict() for v in self.removed],
+            "skipped": [{**v.to_dict(), "reason": why} for v, why in self.skipped],
+            "freed": self.freed,
+            "remaining": self.remaining,
+        }
+
+
+def plan_prune(
+    versions: Sequence[CachedVersion],
+    policy: PrunePolicy,
+    versioning: VersioningSystem,
+    *,
+    now: dt.datetime | None = None,
+) -> list[CachedVersion]:
+    """The versions ``policy`` removes, least recently used first (pure: no I/O)."""
+    now = now or dt.datetime.now(dt.UTC)
+    protected: set[tuple[str, str]] = set()
+    if policy.keep_newest is not None:
+        by_name: dict[str, list[str]] = {}
+        for v in versions:
+            by_name.setdefault(v.name, []).append(v.version)
+        for name, names_versions in by_name.items():
+            valid = versioning.sort(names_versions)
+            others = sorted(x for x in names_versions if not versioning.is_valid(x))
+            for version in (valid + others)[: policy.keep_newest]:
+                protected.add((name, version))
+    candidates = [v for v in versions if (v.name, v.version) not in protected]
+    if policy.older_than is None and policy.max_size is None:
+        chosen = list(candidates)
+    else:
+        chosen = []
+        if policy.older_than is not None:
+            cutoff = now - policy.older_than
+            chosen = [v for v in candidates if v.last_used < cutoff]
+        if policy.max_size is not None:
+            total = sum(v.size for v in versions) - sum(v.size for v in chosen)
+            for v in sorted(candidates, key=lambda c: c.last_used):
+                if total <= policy.max_size:
+                    break
+                if v not in chosen:
+                    chosen.append(v)
+                    total -= v.size
+    return sorted(chosen, key=lambda c: c.last_used)
+
+
+def _busy_reason(cache: AssetCache, version: CachedVersion, open_elsewhere: set[Path]) -> str | None:
+    if leased(cache, version.name, version.version):
+        return "leased by a running process"
+    if version.path in open_elsewhere:
+        return "open in another process"
+    return None
+
+
+def _remove(cache: AssetCache, version: CachedVersion) -> None:
+    layout = cache.layout
+    if version.is_directory:
+        layout.dir_marker(version.name, version.version).unlink(missing_ok=True)
+    else:
+        layout.file_marker(version.name, version.version).unlink(missing_ok=True)
+    trash_root = layout.staging_root()
+    trash_root.mkdir(parents=True, exist_ok=True)
+    trash = trash_root / f"pruned-{uuid.uuid4().hex}"
+    os.replace(version.path, trash)
+    if trash.is_dir():
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        trash.unlink(missing_ok=True)
+    layout.manifest(version.name, version.version).unlink(missing_ok=True)
+    # the lease file stays: unlinking it could strand a holder that opened it just now
+
+
+def prune(
+    assets_dir: str | os.PathLike[str],
+    policy: PrunePolicy,
+    versioning: VersioningSystem,
+    *,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+) -> PruneResult:
+    """Remove the versions ``policy`` selects, skipping those in use (see module doc).
+
+    With ``dry_run`` nothing is removed, and versions in use are still reported as
+    skipped, so the plan shown is the one that would run.
+    """
+    import filelock
+
+    cache = AssetCache(assets_dir)
+    versions = scan_cache(cache.assets_dir, versioning)
+    chosen = plan_prune(versions, policy, versioning, now=now)
+    chosen_keys = {(v.name, v.version) for v in chosen}
+    result = PruneResult(
+        kept=[v for v in versions if (v.name, v.version) not in chosen_keys], dry_run=dry_run
+    )
+    open_elsewhere = open_by_others([v.path for v in chosen])
+    for version in chosen:
+        reason = _busy_reason(cache, version, open_elsewhere)
+        if reason is not None:
+            result.skipped.append((version, reason))
+            continue
+        if dry_run:
+            result.removed.append(version)
+            continue
+        lock_path = cache.layout.lock(version.name)
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(lock_path), timeout=0)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            result.skipped.append((version, "being fetched (cache lock held)"))
+            continue
+        try:
+            # re-check under the lock: a lease may have been taken since the first probe
+            reason = _busy_reason(cache, version, set())
+            if reason is not None:
+                result.skipped.append((version, reason))
+                continue
+            _remove(cache, version)
+            result.removed.append(version)
+        finally:
+            lock.release()
+    return result

@@ -1,0 +1,338 @@
+"""Re-hashing what is already there: cached versions on disk, and stored objects.
+
+Every problem is collected, not just the first, so one run tells the whole story: a
+missing file, a wrong size, a wrong sha256, a file the manifest does not list, a
+version whose manifest cannot be found, or a local manifest copy that differs from the
+store's. The manifest of a cached version is its copy in ``.cache/manifests`` (kept by
+every fetch), else the store's ``.meta``. Files are read with ``O_NOATIME`` where the
+kernel allows it, so that checking does not count as a use for ``prune``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from modelkit_assets.backend import store_errors
+from modelkit_assets.cache import AssetCache
+from modelkit_assets.errors import AssetNotFoundError, InvalidMetaError
+from modelkit_assets.layout import SUCCESS_NAME
+from modelkit_assets.manifest import HASH_CHUNK, AssetMeta, FileEntry
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+    from modelkit_assets.store import AssetStore
+
+HASH_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing that does not match a manifest."""
+
+    where: str  # "cache" or "store"
+    name: str
+    version: str
+    path: str | None
+    kind: str  # missing, size, sha256, unexpected, no-manifest, manifest-differs, unreadable
+    detail: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}" + (f"[{self.path}]" if self.path else "")
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.label}: {self.detail}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "where": self.where,
+            "name": self.name,
+            "version": self.version,
+            "path": self.path,
+            "kind": self.kind,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class VerifyReport:
+    """What was checked and every problem found."""
+
+    checked: list[tuple[str, str, str]] = field(default_factory=list)  # (where, name, version)
+    problems: list[Problem] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checked": [{"where": w, "name": n, "version": v} for w, n, v in self.checked],
+            "files": self.files,
+            "bytes": self.bytes,
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+def sha256_local(path: str) -> tuple[int, str]:
+    """(size, sha256) of a local file, streamed, without touching its access time."""
+    flags = os.O_RDONLY | getattr(os, "O_NOATIME", 0)
+    try:
+        fd = os.open(path, flags)
+    except PermissionError:  # O_NOATIME needs to own the file
+        fd = os.open(path, os.O_RDONLY)
+    digest = hashlib.sha256()
+    size = 0
+    with os.fdopen(fd, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def sha256_object(fs: AbstractFileSystem, key: str) -> tuple[int, str]:
+    """(size, sha256) of a stored object, streamed in ``HASH_CHUNK`` reads."""
+    digest = hashlib.sha256()
+    size = 0
+    with fs.open(key, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def compare(
+    where: str, name: str, version: str, path: str | None, entry: FileEntry, size: int, sha256: str
+) -> list[Problem]:
+    """Problems of one file whose ``size`` and ``sha256`` were measured."""
+    found: list[Problem] = []
+    if entry.size is not None and size != entry.size:
+        found.append(
+            Problem(where, name, version, path, "size", f"{size} bytes where the manifest says {entry.size}")
+        )
+    if entry.sha256 is not None and sha256 != entry.sha256:
+        found.append(
+            Problem(
+                where,
+                name,
+                version,
+                path,
+                "sha256",
+                f"sha256 {sha256} where the manifest says {entry.sha256}",
+            )
+        )
+    return found
+
+
+def _check_all(
+    jobs: Sequence[tuple[str | None, FileEntry, Any]],
+    measure: Any,
+    where: str,
+    name: str,
+    version: str,
+    report: VerifyReport,
+) -> None:
+    """Measure every ``(path, entry, target)`` job concurrently and record problems."""
+
+    def one(job: tuple[str | None, FileEntry, Any]) -> tuple[str | None, FileEntry, Any]:
+        path, entry, target = job
+        try:
+            return path, entry, measure(target)
+        except FileNotFoundError:
+            return path, entry, None
+        except OSError as err:
+            return path, entry, err
+
+    with ThreadPoolExecutor(max_workers=max(1, min(HASH_WORKERS, len(jobs)))) as pool:
+        for path, entry, outcome in pool.map(one, jobs):
+            if outcome is None:
+                report.problems.append(Problem(where, name, version, path, "missing", "missing"))
+            elif isinstance(outcome, OSError):
+                report.problems.append(
+                    Problem(
+                        where, name, version, path, "unreadable", f"cannot be read ({type(outcome).__name__})"
+                    )
+                )
+            else:
+                size, sha = outcome
+                report.files += 1
+                report.bytes += size
+                report.problems.extend(compare(where, name, version, path, entry, size, sha))
+
+
+def verify_cached(
+    cache: AssetCache,
+    name: str,
+    version: str,
+    report: VerifyReport,
+    *,
+    store: AssetStore | None = None,
+    compare_store: bool = False,
+) -> None:
+    """Re-hash one cached version against its manifest, adding problems to ``report``."""
+    report.checked.append(("cache", name, version))
+    local = cache.read_manifest(name, version)
+    remote: AssetMeta | None = None
+    if store is not None and (local is None or compare_store):
+        try:
+            remote = store.meta(name, version)
+        except (AssetNotFoundError, InvalidMetaError) as err:
+            report.problems.append(Problem("store", name, version, None, "no-manifest", str(err)))
+    if local is not None and remote is not None and local.digest() != remote.digest():
+        report.problems.append(
+            Problem(
+                "cache",
+                name,
+                version,
+                None,
+                "manifest-differs",
+                "the manifest kept in the cache differs from the store's",
+            )
+        )
+    meta = remote if local is None else local
+    if meta is None:
+        report.problems.append(
+            Problem(
+                "cache",
+                name,
+                version,
+                None,
+                "no-manifest",
+                "no manifest in the cache and no store to read it from; set MODELKIT_ASSETS_STORE",
+            )
+        )
+        return
+    root = cache.layout.version_path(name, version)
+    if meta.is_directory:
+        jobs: list[tuple[str | None, FileEntry, Any]] = [
+            (p, e, str(root.joinpath(*p.split("/")))) for p, e in meta.files.items()
+        ]
+        listed = set(meta.files)
+        for folder, _dirs, names in os.walk(root):
+            for file_name in names:
+                rel = os.path.relpath(os.path.join(folder, file_name), root).replace(os.sep, "/")
+                if rel != SUCCESS_NAME and rel not in listed:
+                    report.problems.append(
+                        Problem("cache", name, version, rel, "unexpected", "not in the manifest")
+                    )
+    else:
+        entry = next(iter(meta.files.values()), FileEntry(None, None))
+        jobs = [(None, entry, str(root))]
+    _check_all(jobs, sha256_local, "cache", name, version, report)
+
+
+def verify_stored(store: AssetStore, name: str, version: str, report: VerifyReport) -> None:
+    """Stream every object of one stored version through sha256 against its ``.meta``."""
+    report.checked.append(("store", name, version))
+    try:
+        meta = store.meta(name, version)
+    except (AssetNotFoundError, InvalidMetaError) as err:
+        report.problems.append(Problem("store", name, version, None, "no-manifest", str(err)))
+        return
+    fs, layout = store.fs, store.layout
+    with store_errors(store.display_url, f"verify {name}:{version}"):
+        if meta.is_directory:
+            jobs: list[tuple[str | None, FileEntry, Any]] = [
+                (p, e, layout.data(name, version, p)) for p, e in meta.files.items()
+            ]
+            prefix = layout.data(name, version)
+            fs.invalidate_cache(prefix)
+            try:
+                present = fs.find(prefix)
+            except FileNotFoundError:
+                present = []
+            listed = {layout.relative(layout.data(name, version, p)) for p in meta.files}
+            for key in present:
+                rel = layout.relative(key)
+                if rel not in listed:
+                    inner = rel[len(layout.relative(prefix)) + 1 :]
+                    report.problems.append(
+                        Problem("store", name, version, inner, "unexpected", "not in the manifest")
+                    )
+        else:
+            entry = next(iter(meta.files.values()), FileEntry(None, None))
+            jobs = [(None, entry, layout.data(name, version))]
+        _check_all(jobs, lambda key: sha256_object(fs, key), "store", name, version, report)
+
+
+def verify(
+    cache: AssetCache | None,
+    targets: Iterable[tuple[str, str]],
+    *,
+    store: AssetStore | None = None,
+    remote: bool = False,
+    remote_targets: Iterable[tuple[str, str]] = (),
+) -> VerifyReport:
+    """Verify cached ``targets`` ((name, version) pairs) and, with ``remote``, the stored
+    objects of ``remote_targets``. See ``targets_for`` to build both lists from specs."""
+    report = VerifyReport()
+    if cache is not None:
+        for name, version in targets:
+            verify_cached(cache, name, version, report, store=store, compare_store=remote)
+    if remote and store is not None:
+        for name, version in remote_targets:
+            verify_stored(store, name, version, report)
+    return report
+
+
+def select_targets(
+    specs: Sequence[str],
+    *,
+    cache: AssetCache,
+    versioning: Any,
+    store: AssetStore | None = None,
+    remote: bool = False,
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(cached, stored) (name, version) pairs to verify for ``specs`` (empty: every
+    version). A complete version names one version; a partial one, or none, every
+    version that matches it (not only the latest: verify checks what is there).
+
+    Raises
+    ------
+    AssetNotFoundError
+        When a spec matches nothing in the cache (nor, with ``remote``, in the store).
+    """
+    from modelkit_assets.maintenance.inventory import scan_cache
+    from modelkit_assets.spec import AssetSpec
+
+    cached_all = [(v.name, v.version) for v in scan_cache(cache.assets_dir, versioning)]
+    if not specs:
+        stored_all: list[tuple[str, str]] = []
+        if remote and store is not None:
+            stored_all = [(n, v) for n, versions in store.list() for v in versions]
+        return cached_all, stored_all
+    cached: list[tuple[str, str]] = []
+    stored: list[tuple[str, str]] = []
+    for text in specs:
+        spec = AssetSpec.parse(text)
+        if spec.version is not None:
+            versioning.check(spec.version)
+
+        def wanted(version: str, spec: AssetSpec = spec) -> bool:
+            if spec.version is None:
+                return True
+            return bool(version == spec.version or versioning.matches(spec.version, version))
+
+        mine = [(n, v) for n, v in cached_all if n == spec.name and wanted(v)]
+        theirs: list[tuple[str, str]] = []
+        if remote and store is not None:
+            theirs = [(spec.name, v) for v in store.versions(spec.name) if wanted(v)]
+        if not mine and not theirs:
+            where = f"the assets dir {cache.assets_dir}" + (
+                f" nor in {store.display_url}" if remote and store else ""
+            )
+            raise AssetNotFoundError(
+                f"No version of {spec} is in {where}; fetch it first, or add --remote to check the store."
+            )
+        cached.extend(x for x in mine if x not in cached)
+        stored.extend(x for x in theirs if x not in stored)
+    return cached, stored
