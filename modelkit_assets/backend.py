@@ -49,9 +49,13 @@ def protocol_of(url: str) -> str:
 
 
 def open_filesystem(
-    url: str, storage_options: Mapping[str, Any] | None = None
+    url: str, storage_options: Mapping[str, Any] | None = None, *, pool_size: int | None = None
 ) -> tuple[AbstractFileSystem, str]:
     """Return ``(filesystem, root path)`` for a store URL.
+
+    ``pool_size`` sizes the S3 HTTP connection pool to the transfer concurrency
+    (botocore's ``max_pool_connections`` defaults to 10, which would queue the other
+    requests); a ``config_kwargs`` given by the user wins.
 
     Raises
     ------
@@ -69,6 +73,10 @@ def open_filesystem(
     options = dict(storage_options or {})
     if protocol in ("s3", "s3a"):
         options.setdefault("use_listings_cache", False)
+        if pool_size is not None:
+            config = dict(options.get("config_kwargs") or {})
+            config.setdefault("max_pool_connections", max(10, pool_size))
+            options["config_kwargs"] = config
     try:
         fs, root = fsspec.core.url_to_fs(url, **options)
     except ImportError as err:

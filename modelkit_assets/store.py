@@ -52,7 +52,7 @@ from modelkit_assets.layout import META_SUFFIX, RemoteLayout
 from modelkit_assets.manifest import AssetMeta, FileEntry
 from modelkit_assets.source import Source, scan_source
 from modelkit_assets.spec import AssetSpec, check_name
-from modelkit_assets.transfer import download, upload, verify_files
+from modelkit_assets.transfer import copy_objects, download, unchanged_files, upload, verify_files
 from modelkit_assets.versioning import VersioningSystem, get_versioning
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ class AssetStore:
     def fs(self) -> AbstractFileSystem:
         if self._fs is None or self._root is None:
             with store_errors(self.display_url, "open the store"):
-                fs, root = open_filesystem(self.url, self._storage_options)
+                fs, root = open_filesystem(self.url, self._storage_options, pool_size=self.concurrency)
             if self._fs is None:
                 self._fs = fs
             self._root = root
@@ -445,7 +445,8 @@ class AssetStore:
             source=redact_url(plan.source.root),
             publish_id=writer,
         )
-        self._upload_data(plan.source, name, claim, callback)
+        previous = None if plan.is_new else self.versioning.latest(committed, plan.major)
+        self._upload_data(plan.source, name, claim, callback, previous=previous)
         self._commit(meta)
         self.refresh_index(name)
         return meta
@@ -544,13 +545,55 @@ class AssetStore:
         except FileNotFoundError:
             pass
 
-    def _upload_data(self, source: Source, name: str, claim: Claim, callback: Callback | None) -> None:
-        if source.is_directory:
-            pairs = [(f.local, self.layout.data(name, claim.version, f.path)) for f in source.files]
-        else:
+    def _upload_data(
+        self,
+        source: Source,
+        name: str,
+        claim: Claim,
+        callback: Callback | None,
+        *,
+        previous: str | None = None,
+    ) -> None:
+        if not source.is_directory:
             pairs = [(source.files[0].local, self.layout.data(name, claim.version))]
+            with store_errors(self.display_url, f"upload {name}:{claim.version}"):
+                upload(self.fs, pairs, callback=callback, concurrency=self.concurrency)
+            return
+        same = self._unchanged(source, name, previous)
+        if same:
+            assert previous is not None
+            copies = [
+                (self.layout.data(name, previous, f.path), self.layout.data(name, claim.version, f.path))
+                for f in source.files
+                if f.path in same
+            ]
+            try:
+                with store_errors(self.display_url, f"copy unchanged files into {name}:{claim.version}"):
+                    copy_objects(self.fs, copies, concurrency=self.concurrency)
+            except (NotImplementedError, FileNotFoundError):
+                same = set()  # no server-side copy here, or the previous object is gone
+        pairs = [
+            (f.local, self.layout.data(name, claim.version, f.path))
+            for f in source.files
+            if f.path not in same
+        ]
         with store_errors(self.display_url, f"upload {name}:{claim.version}"):
             upload(self.fs, pairs, callback=callback, concurrency=self.concurrency)
+
+    def _unchanged(self, source: Source, name: str, previous: str | None) -> set[str]:
+        """Files of ``source`` identical (size and sha256) to those of ``previous``: they
+        are copied inside the store instead of uploaded. The new manifest still lists
+        and hashes every file, so fetch verifies copies like uploads.
+        """
+        if previous is None:
+            return set()
+        try:
+            old = self.meta(name, previous)
+        except (VersionNotFoundError, InvalidMetaError):
+            return set()
+        if not old.is_directory:
+            return set()
+        return unchanged_files(source.entries(), old.files)
 
     def _commit(self, meta: AssetMeta) -> None:
         key = self.layout.meta(meta.name, meta.version)
@@ -620,7 +663,13 @@ class AssetStore:
             pairs = [(self.layout.data(name, version), destination)]
         with store_errors(self.display_url, f"download {name}:{version}"):
             try:
-                download(self.fs, pairs, callback=callback, concurrency=self.concurrency)
+                download(
+                    self.fs,
+                    pairs,
+                    callback=callback,
+                    concurrency=self.concurrency,
+                    sizes=[e.size for e in meta.files.values()],
+                )
             except FileNotFoundError as err:
                 raise IntegrityError(
                     f"A file of {name}:{version} listed in its manifest is missing from "
