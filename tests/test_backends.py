@@ -1,0 +1,73 @@
+"""Backend guarantees the store builds on, checked against each real server: exclusive
+create (G1) and listings that are never stale."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from modelkit_assets import AssetStore
+from modelkit_assets.backend import create_exclusive, list_dir
+from modelkit_assets.errors import VersionExistsError
+
+WRITERS = 16
+
+
+def _race(count: int, action: object) -> list[BaseException | None]:
+    """Run ``action(i)`` in ``count`` threads released together; return each outcome."""
+    barrier = threading.Barrier(count)
+
+    def one(i: int) -> BaseException | None:
+        barrier.wait()
+        try:
+            action(i)  # type: ignore[operator]
+        except Exception as err:
+            return err
+        return None
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_create_exclusive_has_one_winner(store: AssetStore, round_: int) -> None:
+    """16 simultaneous exclusive creates of one key: one wins, the others see it exists,
+    and the object holds the winner's bytes."""
+    key = store.layout.meta("race", f"{round_}.0")
+    bodies = [f"writer {i} ".encode() * 50 for i in range(WRITERS)]
+    outcomes = _race(WRITERS, lambda i: create_exclusive(store.fs, key, bodies[i]))
+    winners = [i for i, err in enumerate(outcomes) if err is None]
+    assert len(winners) == 1, outcomes
+    assert all(isinstance(err, FileExistsError) for err in outcomes if err is not None), outcomes
+    store.fs.invalidate_cache()
+    assert store.fs.cat_file(key) == bodies[winners[0]]
+
+
+def test_concurrent_commits_of_one_version(store: AssetStore, sample_file: Path) -> None:
+    """16 writers commit the same version with their own manifests: exactly one is
+    committed, the others get VersionExistsError, the committed meta is the winner's."""
+    store.new(sample_file, "a")
+    base = store.meta("a", "0.0")
+    metas = [type(base)(**{**base.__dict__, "version": "0.1", "publish_id": f"w{i}"}) for i in range(WRITERS)]
+    outcomes = _race(WRITERS, lambda i: store._commit(metas[i]))
+    winners = [i for i, err in enumerate(outcomes) if err is None]
+    assert len(winners) == 1, outcomes
+    assert all(isinstance(err, VersionExistsError) for err in outcomes if err is not None), outcomes
+    assert store.meta("a", "0.1").publish_id == f"w{winners[0]}"
+    assert store.versions("a") == ["0.1", "0.0"]
+
+
+def test_listing_is_never_stale(store: AssetStore) -> None:
+    """An object written behind a filesystem's back (another client) shows up in the next
+    listing, even after the folder was listed (and possibly cached) before."""
+    folder = store.layout.asset_dir("cache-probe")
+    create_exclusive(store.fs, f"{folder}/one.meta", b"1")
+    assert [e["name"].rsplit("/", 1)[-1] for e in list_dir(store.fs, folder)] == ["one.meta"]
+    fresh = {**store.fs.storage_options, "skip_instance_cache": True}
+    other = store.fs if store.url.startswith("memory") else type(store.fs)(**fresh)
+    create_exclusive(other, f"{folder}/two.meta", b"2")
+    names = sorted(e["name"].rsplit("/", 1)[-1] for e in list_dir(store.fs, folder))
+    assert names == ["one.meta", "two.meta"]
