@@ -9,6 +9,7 @@ import errno
 import os
 import re
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -131,7 +132,21 @@ def create_exclusive(fs: AbstractFileSystem, path: str, data: bytes) -> None:
         finally:
             os.unlink(tmp)
         return
+    if _is_memory(fs):
+        # memory's "xb" checks then writes: two threads could both pass the check
+        with _MEMORY_CREATE_LOCK:
+            fs.pipe_file(path, data, mode="create")
+        return
     fs.pipe_file(path, data, mode="create")
+
+
+_MEMORY_CREATE_LOCK = threading.Lock()
+
+
+def _is_memory(fs: AbstractFileSystem) -> bool:
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    return isinstance(fs, MemoryFileSystem)
 
 
 def ensure_parent(fs: AbstractFileSystem, path: str) -> None:
