@@ -1,97 +1,144 @@
-"""Minimal CLI: new, update, list, fetch. Each command parses, calls one library
-function and renders."""
+"""The ``modelkit-assets`` typer app: global options, the commands, and error handling.
+
+Each command lives in the module of its group (``publish``: new/update; ``browse``:
+list/versions/info; ``fetch``) and is joined here. Start-up is kept cheap: typer's help
+is drawn without rich (``rich_markup_mode=None``), and commands import the library,
+fsspec and rich only when they run.
+"""
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+from modelkit_assets._version import __version__
+from modelkit_assets.cli import browse, fetch, publish
+from modelkit_assets.cli.context import CliState
+from modelkit_assets.cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, debug_enabled, describe
+
+
+class AssetsGroup(TyperGroup):
+    """Turns every failure of a command into one line on stderr and an exit code.
+
+    Handled here rather than in ``main()`` so that typer's ``CliRunner`` sees exactly what
+    the console script does.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as err:
+            from typer._click.exceptions import ClickException
+
+            if isinstance(err, ClickException) or debug_enabled():
+                raise
+            typer.echo(f"Error: {describe(err)}", err=True)
+            raise typer.Exit(EXIT_ERROR) from None
+
 
 app = typer.Typer(
     name="modelkit-assets",
-    help="Publish and fetch immutable, versioned ML assets in any fsspec store.",
+    cls=AssetsGroup,
+    help="Publish and fetch immutable, versioned ML assets in any fsspec store "
+    "(S3, GCS, Azure, local disk), into a verified local cache.",
+    epilog="Errors print one line; set MODELKIT_ASSETS_DEBUG=1 for the traceback.",
     no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
-def _store(url: str | None):  # type: ignore[no-untyped-def]
-    from modelkit_assets.store import AssetStore
-
-    return AssetStore(url)
-
-
-StoreOption = Annotated[
-    str | None, typer.Option("--store", envvar="MODELKIT_ASSETS_STORE", help="Store URL.")
-]
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelkit-assets {__version__}")
+        raise typer.Exit()
 
 
-@app.command()
-def new(
-    path: str, name: str, store: StoreOption = None, yes: Annotated[bool, typer.Option("--yes", "-y")] = False
+@app.callback()
+def root(
+    ctx: typer.Context,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            envvar="MODELKIT_ASSETS_STORE",
+            show_envvar=True,
+            metavar="URL",
+            help="Store URL: s3://bucket/prefix, gs://, az://, file:///path, memory://... "
+            "(`none`: the assets dir alone). Default: modelkit's MODELKIT_STORAGE_* variables, "
+            "else an embedded local store.",
+            show_default=False,
+        ),
+    ] = None,
+    assets_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--assets-dir",
+            envvar="MODELKIT_ASSETS_DIR",
+            show_envvar=True,
+            metavar="DIR",
+            help="Local cache of fetched versions. Default: the user cache dir.",
+            show_default=False,
+        ),
+    ] = None,
+    versioning: Annotated[
+        str | None,
+        typer.Option(
+            "--versioning",
+            envvar="MODELKIT_ASSETS_VERSIONING_SYSTEM",
+            show_envvar=True,
+            metavar="SYSTEM",
+            help="Versioning system: major_minor (default), simple_date, or a registered plugin.",
+            show_default=False,
+        ),
+    ] = None,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True, show_default=False, help="Log more (-v info, -vv debug) on stderr."
+        ),
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print results only: no progress, no notes.")
+    ] = False,
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
+    ] = None,
 ) -> None:
-    """Publish PATH as the first version of NAME."""
-    version = _store(store).new(path, name)
-    typer.echo(f"{name}:{version}")
+    """Publish and fetch immutable, versioned ML assets in any fsspec store."""
+    state = CliState(
+        store_url=store, assets_dir=assets_dir, versioning=versioning, verbose=verbose, quiet=quiet
+    )
+    state.configure_logging()
+    ctx.obj = state
 
 
-@app.command()
-def update(
-    path: str,
-    name: str,
-    store: StoreOption = None,
-    bump_major: Annotated[bool, typer.Option("--bump-major")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
-) -> None:
-    """Publish PATH as the next version of NAME[:MAJOR]."""
-    version = _store(store).update(path, name, bump_major=bump_major)
-    typer.echo(f"{name.split(':')[0]}:{version}")
+app.command("new")(publish.new)
+app.command("update")(publish.update)
+app.command("list")(browse.list_assets)
+app.command("versions")(browse.versions)
+app.command("info")(browse.info)
+app.command("fetch")(fetch.fetch)
 
 
-@app.command("list")
-def list_(store: StoreOption = None) -> None:
-    """List assets and their versions."""
-    for name, versions in _store(store).list():
-        typer.echo(f"{name}: {', '.join(versions)}")
+def main(argv: list[str] | None = None) -> None:
+    """The console script: run the app and exit with its code.
 
-
-@app.command()
-def fetch(
-    spec: str,
-    store: StoreOption = None,
-    force: Annotated[bool, typer.Option("--force")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Fetch SPEC into the local cache and print its path."""
-    from modelkit_assets.manager import AssetsManager
-
-    manager = AssetsManager(store)
-    if as_json:
-        typer.echo(json.dumps(manager.fetch_info(spec, force=force).to_dict(), default=str))
-    else:
-        typer.echo(str(manager.fetch(spec, force=force)))
-
-
-def main() -> None:
-    """Entry point: errors become one line on stderr and exit 1."""
-    from modelkit_assets.errors import AssetsError
-
+    Errors are already one line (``AssetsGroup``); what is left here is Ctrl-C outside a
+    command (exit 130) and a closed stdout (``| head``), which is not an error.
+    """
     try:
-        app(standalone_mode=False)
-    except AssetsError as err:
-        if os.environ.get("MODELKIT_ASSETS_DEBUG") == "1":
-            raise
-        print(f"Error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
-    except Exception as err:  # typer's own usage errors
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            raise SystemExit(err.exit_code) from None
-        if isinstance(err, click.exceptions.Abort):
-            raise SystemExit(130) from None
-        raise
+        app(args=argv, prog_name="modelkit-assets")
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)

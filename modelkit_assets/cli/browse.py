@@ -1,0 +1,122 @@
+"""``list``, ``versions`` and ``info``: what a store holds, as rich tables or JSON.
+
+Results go to stdout (tables, or JSON with ``--json``); nothing here writes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from modelkit_assets.cli.context import CliState
+
+if TYPE_CHECKING:
+    from modelkit_assets.manifest import AssetMeta
+    from modelkit_assets.store import AssetStore
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+#: ``.meta`` objects read at once by ``versions`` (one small GET each)
+META_READERS = 16
+
+
+def list_assets(
+    ctx: typer.Context,
+    prefix: Annotated[
+        str,
+        typer.Argument(
+            help="Only assets under this name prefix, e.g. nlp/.", metavar="[PREFIX]", show_default=False
+        ),
+    ] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """List assets (under PREFIX) with their versions, latest first."""
+    state = CliState.of(ctx)
+    store = state.store()
+    assets = list(store.list(prefix))
+    if as_json:
+        from modelkit_assets.cli.render import echo_json
+
+        echo_json(
+            {
+                "store": store.display_url,
+                "assets": [{"name": n, "versions": v, "count": len(v)} for n, v in assets],
+            }
+        )
+        return
+    from modelkit_assets.cli.render import assets_table, stdout_console
+
+    if state.embedded:
+        state.note(f"Using the embedded local store at {store.display_url} (set MODELKIT_ASSETS_STORE).")
+    assets_table(stdout_console(), assets, store_url=store.display_url)
+
+
+def _metas(store: AssetStore, name: str, versions: list[str]) -> list[AssetMeta]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(META_READERS, max(1, len(versions)))) as pool:
+        return list(pool.map(lambda v: store.meta(name, v), versions))
+
+
+def versions(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Asset name.", metavar="NAME", show_default=False)],
+    as_json: JsonOption = False,
+) -> None:
+    """Show the versions of NAME with their metadata.
+
+    Each row gives the push date, size, file count, author and description.
+    """
+    state = CliState.of(ctx)
+    store = state.store()
+    metas = _metas(store, name, store.versions(name))
+    from modelkit_assets.cli import render
+
+    if as_json:
+        render.echo_json(
+            {
+                "name": name,
+                "store": store.display_url,
+                "versions": [render.meta_dict(m, store_url=store.display_url) for m in metas],
+            }
+        )
+        return
+    render.versions_table(render.stdout_console(), name, metas, store.versioning)
+
+
+def info(
+    ctx: typer.Context,
+    spec: Annotated[
+        str,
+        typer.Argument(
+            help="NAME[:VERSION][[SUB/PART]]; a partial or missing version means the latest.",
+            metavar="SPEC",
+            show_default=False,
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Show the metadata and the files of one version."""
+    from modelkit_assets.spec import AssetSpec
+
+    state = CliState.of(ctx)
+    store = state.store()
+    parsed = AssetSpec.parse(spec)
+    meta = store.meta(parsed.name, store.resolve(parsed))
+    from modelkit_assets.cli import render
+
+    if parsed.sub_part is not None:
+        prefix = parsed.sub_part.rstrip("/")
+        if not any(p == prefix or p.startswith(prefix + "/") for p in meta.files):
+            from modelkit_assets.errors import SubPartNotFoundError
+
+            raise SubPartNotFoundError(
+                f"{meta.name}:{meta.version} has no {parsed.sub_part!r}; see its files with "
+                f"`modelkit-assets info {meta.name}:{meta.version}`."
+            )
+    if as_json:
+        data = render.meta_dict(meta, store_url=store.display_url)
+        data["digest"] = meta.digest()
+        render.echo_json(data)
+        return
+    render.info_tree(render.stdout_console(), meta, store_url=store.display_url, sub_part=parsed.sub_part)

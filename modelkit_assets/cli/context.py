@@ -1,0 +1,123 @@
+"""The global options of one invocation, and the library objects they configure.
+
+Nothing heavy is imported here: the store (and so fsspec) is created only by commands
+that need it, and rich only by commands that draw something, so ``--help`` and a cached
+``fetch`` stay cheap (G6).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from modelkit_assets.manager import AssetsManager
+    from modelkit_assets.settings import Settings
+    from modelkit_assets.store import AssetStore
+
+ProgressMode = Literal["rich", "plain", "off"]
+
+
+@dataclass
+class CliState:
+    """Global options (``--store``, ``--assets-dir``, ...) shared by every command.
+
+    ``None`` means "not given": the settings (read once from the environment) apply.
+    """
+
+    store_url: str | None = None
+    assets_dir: Path | None = None
+    versioning: str | None = None
+    verbose: int = 0
+    quiet: bool = False
+    _settings: Settings | None = dataclasses.field(default=None, repr=False)
+    _stderr: Console | None = dataclasses.field(default=None, repr=False)
+
+    @staticmethod
+    def of(ctx: typer.Context) -> CliState:
+        state = ctx.find_object(CliState)
+        return state if state is not None else CliState()
+
+    def configure_logging(self) -> None:
+        """``-v`` shows the library's info messages, ``-vv`` its debug ones, ``-q`` only errors."""
+        level = (
+            logging.ERROR
+            if self.quiet
+            else [logging.WARNING, logging.INFO, logging.DEBUG][min(self.verbose, 2)]
+        )
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        root = logging.getLogger("modelkit_assets")
+        root.handlers[:] = [handler]
+        root.setLevel(level)
+        root.propagate = False
+
+    @property
+    def settings(self) -> Settings:
+        """The environment's settings with the command line's overrides on top."""
+        if self._settings is None:
+            from modelkit_assets.settings import NO_STORE, Settings
+
+            settings = Settings.from_env()
+            changes: dict[str, object] = {}
+            if self.store_url is not None:
+                url = self.store_url.strip()
+                changes["store_url"] = None if url.lower() == NO_STORE else url
+                changes["embedded"] = False
+            if self.assets_dir is not None:
+                changes["assets_dir"] = self.assets_dir.expanduser()
+            if self.versioning is not None:
+                changes["versioning"] = self.versioning.strip()
+            self._settings = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+        return self._settings
+
+    def store(self) -> AssetStore:
+        """The store to publish to or read from.
+
+        Raises
+        ------
+        ConfigurationError
+            When no store is configured (``--store none``).
+        """
+        from modelkit_assets.store import AssetStore
+
+        return AssetStore(settings=self.settings)
+
+    def manager(self) -> AssetsManager:
+        """The assets manager (its store is created only on a cache miss)."""
+        from modelkit_assets.manager import AssetsManager
+
+        return AssetsManager(settings=self.settings)
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the store is the embedded local one (nothing configured)."""
+        return self.settings.embedded
+
+    def stderr(self) -> Console:
+        """A rich console on stderr, where everything but results goes."""
+        if self._stderr is None:
+            from rich.console import Console
+
+            self._stderr = Console(stderr=True, highlight=False, soft_wrap=False)
+        return self._stderr
+
+    def note(self, message: str) -> None:
+        """A line for humans on stderr (silent with ``--quiet``)."""
+        if not self.quiet:
+            typer.echo(message, err=True)
+
+    @property
+    def progress_mode(self) -> ProgressMode:
+        """Bars on a terminal, plain lines when stderr is piped, nothing with ``--quiet``."""
+        if self.quiet:
+            return "off"
+        return "rich" if sys.stderr.isatty() else "plain"

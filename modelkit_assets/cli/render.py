@@ -1,0 +1,199 @@
+"""Drawing results: rich tables and trees for people, JSON for scripts.
+
+Only the CLI imports rich (STYLE.md), and only this module and ``progress`` draw with
+it; the commands hand over library objects and get text on a console.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from modelkit_assets.cli.progress import human_size
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from modelkit_assets.manifest import AssetMeta
+    from modelkit_assets.store import PublishPlan
+    from modelkit_assets.versioning import VersioningSystem
+
+#: versions shown per major (or per row of ``list``) before "+N more"
+SHOWN_VERSIONS = 6
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout (dates as ISO strings)."""
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def stdout_console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def short_list(versions: Sequence[str], shown: int = SHOWN_VERSIONS) -> str:
+    """``1.2, 1.1, 1.0 (+4 more)``: latest first, a bounded width on huge assets."""
+    text = ", ".join(versions[:shown])
+    if len(versions) > shown:
+        text += f" (+{len(versions) - shown} more)"
+    return text
+
+
+def version_groups(versioning: VersioningSystem, versions: Iterable[str]) -> list[tuple[str, str]]:
+    """``[("major 1", "1.1, 1.0"), ...]``, grouped as the versioning system groups them."""
+    groups = versioning.groups(versions)
+    label = "major " if versioning.name == "major_minor" else ""
+    return [(f"{label}{key}".strip(), short_list(group)) for key, group in groups.items()]
+
+
+def plan_summary(
+    console: Console,
+    plan: PublishPlan,
+    *,
+    store_url: str,
+    versioning: VersioningSystem,
+    embedded: bool,
+    description: str | None,
+) -> None:
+    """What a publish will do: the store, the name, the versions it has and the one to come."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from modelkit_assets.backend import redact_url
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    store_text = store_url + (
+        " (embedded local store; set MODELKIT_ASSETS_STORE to change)" if embedded else ""
+    )
+    grid.add_row("Store", escape(store_text))
+    grid.add_row("Asset", plan.name)
+    if plan.existing:
+        for index, (group, text) in enumerate(version_groups(versioning, plan.existing)):
+            grid.add_row("Versions" if index == 0 else "", f"{group}: {text}" if group else text)
+    else:
+        grid.add_row("Versions", "none yet (new asset)")
+    grid.add_row("New version", f"[green]{plan.name}:{plan.version}[/green]")
+    source = plan.source
+    kind = "folder" if source.is_directory else "file"
+    count = len(source.files)
+    grid.add_row("Source", f"{escape(redact_url(source.root))} ({kind})")
+    grid.add_row("Contents", f"{count} file{'s' if count != 1 else ''}, {human_size(source.size)}")
+    if description:
+        grid.add_row("Description", escape(description))
+    console.print(grid)
+
+
+def assets_table(console: Console, assets: Sequence[tuple[str, Sequence[str]]], *, store_url: str) -> None:
+    """``list``: one row per asset, its versions latest first and how many."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("Asset", overflow="fold")
+    table.add_column("Versions (latest first)", overflow="fold")
+    table.add_column("Count", justify="right")
+    for name, versions in assets:
+        table.add_row(name, short_list(versions), str(len(versions)))
+    if assets:
+        console.print(table)
+    console.print(escape(summary_line(assets, store_url)))
+
+
+def summary_line(assets: Sequence[tuple[str, Sequence[str]]], store_url: str) -> str:
+    count = sum(len(v) for _, v in assets)
+    return (
+        f"{len(assets)} asset{'s' if len(assets) != 1 else ''}, "
+        f"{count} version{'s' if count != 1 else ''} in {store_url}"
+    )
+
+
+def versions_table(
+    console: Console, name: str, metas: Sequence[AssetMeta], versioning: VersioningSystem
+) -> None:
+    """``versions``: one row per version, grouped by major, with its metadata."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    by_version = {m.version: m for m in metas}
+    table = Table(title=name, title_justify="left", box=None, header_style="bold", pad_edge=False)
+    for column in ("Version", "Pushed (UTC)", "Size", "Files", "Pushed by", "Description"):
+        table.add_column(column, justify="right" if column in ("Size", "Files") else "left")
+    groups = versioning.groups(by_version)
+    for index, group in enumerate(groups.values()):
+        for version in group:
+            meta = by_version[version]
+            table.add_row(
+                version,
+                pushed(meta),
+                human_size(meta.size if meta.size is not None else _files_size(meta)),
+                str(len(meta.files)),
+                escape(meta.pushed_by or ""),
+                escape(meta.description or ""),
+                end_section=index < len(groups) - 1 and version == group[-1],
+            )
+    console.print(table)
+
+
+def pushed(meta: AssetMeta) -> str:
+    import datetime as dt
+
+    return meta.push_date.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _files_size(meta: AssetMeta) -> int | None:
+    sizes = [e.size for e in meta.files.values()]
+    return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
+
+
+def info_tree(console: Console, meta: AssetMeta, *, store_url: str, sub_part: str | None = None) -> None:
+    """``info``: a version's metadata, then its files as a tree (size, sha256 prefix)."""
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.tree import Tree
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("Asset", f"{meta.name}:{meta.version}")
+    grid.add_row("Store", escape(store_url))
+    grid.add_row(
+        "Pushed", f"{pushed(meta)} UTC" + (f" by {escape(meta.pushed_by)}" if meta.pushed_by else "")
+    )
+    size = meta.size if meta.size is not None else _files_size(meta)
+    grid.add_row("Size", f"{human_size(size)} in {len(meta.files)} file{'s' if len(meta.files) != 1 else ''}")
+    grid.add_row("Kind", "folder" if meta.is_directory else "file")
+    if meta.description:
+        grid.add_row("Description", escape(meta.description))
+    if meta.tool_version:
+        grid.add_row("Tool", meta.tool_version)
+    if meta.source:
+        grid.add_row("Source", escape(meta.source))
+    grid.add_row("Verifiable", "yes (sha256 per file)" if meta.verifiable else "no: published without hashes")
+    console.print(grid)
+    tree = Tree(f"[bold]{escape(meta.name)}:{meta.version}[/bold]")
+    folders: dict[str, Tree] = {"": tree}
+    for path, entry in sorted(meta.files.items()):
+        if sub_part and path != sub_part and not path.startswith(sub_part.rstrip("/") + "/"):
+            continue
+        parts = path.split("/")
+        parent = ""
+        for depth, part in enumerate(parts[:-1]):
+            key = "/".join(parts[: depth + 1])
+            if key not in folders:
+                folders[key] = folders[parent].add(f"[blue]{escape(part)}/[/blue]")
+            parent = key
+        digest = f"  sha256:{entry.sha256[:12]}" if entry.sha256 else ""
+        folders[parent].add(f"{escape(parts[-1])}  [dim]{human_size(entry.size)}{digest}[/dim]")
+    console.print(tree)
+
+
+def meta_dict(meta: AssetMeta, *, store_url: str) -> dict[str, Any]:
+    """A version's metadata for ``--json`` (the ``.meta`` fields plus identity)."""
+    return {"name": meta.name, "version": meta.version, "store": store_url, **meta.to_dict()}
