@@ -24,7 +24,8 @@ Each class also inherits the builtin that matches its failure, so callers that c
     │   ├── StoreNotFoundError
     │   ├── StorePermissionError (PermissionError)
     │   └── StoreUnreachableError (ConnectionError)
-    └── BackendNotInstalledError (ImportError)
+    ├── BackendNotInstalledError (ImportError)
+    └── ReadOnlyFilesystemError (PermissionError)
 
 Messages name the asset, the version and the store (its URL without secrets) and say
 what to do next. They never contain credentials or storage options.
@@ -119,3 +120,8 @@ class StoreUnreachableError(StoreError, ConnectionError):
 
 class BackendNotInstalledError(AssetsError, ImportError):
     """The fsspec backend of the store URL is not installed."""
+
+
+class ReadOnlyFilesystemError(AssetsError, PermissionError):
+    """A write through the ``modelkit-assets://`` fsspec protocol: published versions
+    never change; publish a new one instead."""
