@@ -20,6 +20,8 @@ Each class also inherits the builtin that matches its failure, so callers that c
     │   └── VersionExistsError
     ├── PublishConflictError (RuntimeError)
     ├── CacheLockTimeoutError (TimeoutError)
+    ├── LockfileError (ValueError)
+    ├── LockMismatchError (RuntimeError)
     ├── StoreError (OSError)
     │   ├── StoreNotFoundError
     │   ├── StorePermissionError (PermissionError)
@@ -100,6 +102,14 @@ class PublishConflictError(AssetsError, RuntimeError):
 
 class CacheLockTimeoutError(AssetsError, TimeoutError):
     """Another process held the asset's cache lock for too long."""
+
+
+class LockfileError(AssetsError, ValueError):
+    """An ``assets.lock`` file cannot be read or is malformed."""
+
+
+class LockMismatchError(AssetsError, RuntimeError):
+    """What the store or the cache holds differs from an ``assets.lock`` (``sync``)."""
 
 
 class StoreError(AssetsError, OSError):

@@ -67,7 +67,7 @@ def _measure(path: Path, is_directory: bool) -> tuple[int, int, float]:
         st = path.lstat()
         return st.st_size, 1, st.st_atime
     size = files = 0
-    atime = path.lstat().st_atime
+    atime = 0.0  # folders' atimes move when anyone lists them (this scan too): files only
     for folder, _dirs, names in os.walk(path):
         for file_name in names:
             if folder == str(path) and file_name == SUCCESS_NAME:

@@ -133,7 +133,7 @@ def compare(
     return found
 
 
-def _check_all(
+def check_files(
     jobs: Sequence[tuple[str | None, FileEntry, Any]],
     measure: Any,
     where: str,
@@ -227,7 +227,7 @@ def verify_cached(
     else:
         entry = next(iter(meta.files.values()), FileEntry(None, None))
         jobs = [(None, entry, str(root))]
-    _check_all(jobs, sha256_local, "cache", name, version, report)
+    check_files(jobs, sha256_local, "cache", name, version, report)
 
 
 def verify_stored(store: AssetStore, name: str, version: str, report: VerifyReport) -> None:
@@ -261,7 +261,7 @@ def verify_stored(store: AssetStore, name: str, version: str, report: VerifyRepo
         else:
             entry = next(iter(meta.files.values()), FileEntry(None, None))
             jobs = [(None, entry, layout.data(name, version))]
-        _check_all(jobs, lambda key: sha256_object(fs, key), "store", name, version, report)
+        check_files(jobs, lambda key: sha256_object(fs, key), "store", name, version, report)
 
 
 def verify(

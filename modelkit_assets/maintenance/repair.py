@@ -1,0 +1,256 @@
+"""Repairing a store: rebuild ``.versions`` indexes, find orphaned data and stale claims.
+
+The truth of a store is its committed ``.meta`` objects (G2); everything else can be
+derived or is residue::
+
+    {name}.versions            rebuilt from the committed metas when it disagrees
+    {name}/{version}[/...]     without {version}.meta: in progress, or orphaned when no
+                               live claim covers it and it is older than the claim TTL
+    {name}/.claims/{v}/{n}     of a committed version: leftover (harmless); of an
+                               uncommitted one whose writer is dead: stale
+
+Nothing is deleted unless ``delete_orphans`` is set. Deleting goes through the
+publisher's own protocol: repair first *claims* the version (which succeeds only when no
+live writer holds it), so it can never remove data a running publisher is uploading.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from modelkit_assets.backend import basename, list_dir, store_errors
+from modelkit_assets.layout import CLAIMS_DIR, META_SUFFIX, VERSIONS_SUFFIX
+
+if TYPE_CHECKING:
+    from modelkit_assets.store import AssetStore
+
+NEW_CLAIM = ".new"  # the claim ``new`` takes on an asset's creation (store._NEW_KEY)
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """Version data with no ``.meta``: a publish that died before its commit."""
+
+    version: str
+    objects: int
+    size: int
+    modified: dt.datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "objects": self.objects,
+            "size": self.size,
+            "modified": self.modified.isoformat() if self.modified else None,
+        }
+
+
+@dataclass(frozen=True)
+class ClaimState:
+    """The claims of one version (or of the asset's creation, ``.new``)."""
+
+    version: str
+    attempts: int
+    state: str  # "leftover" (version committed), "stale" (writer dead), "live"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "attempts": self.attempts, "state": self.state}
+
+
+@dataclass
+class AssetRepair:
+    """What ``repair`` found (and did) for one asset."""
+
+    name: str
+    committed: list[str] = field(default_factory=list)
+    index_before: list[str] | None = None
+    index_rebuilt: bool = False
+    orphans: list[Orphan] = field(default_factory=list)
+    in_progress: list[str] = field(default_factory=list)
+    claims: list[ClaimState] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    @property
+    def stale_claims(self) -> list[ClaimState]:
+        return [c for c in self.claims if c.state == "stale"]
+
+    @property
+    def clean(self) -> bool:
+        """Nothing to report: index right, no orphans, no stale claims."""
+        return not self.index_rebuilt and not self.orphans and not self.stale_claims
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "committed": self.committed,
+            "index_before": self.index_before,
+            "index_rebuilt": self.index_rebuilt,
+            "orphans": [o.to_dict() for o in self.orphans],
+            "in_progress": self.in_progress,
+            "claims": [c.to_dict() for c in self.claims],
+            "deleted": self.deleted,
+        }
+
+
+def _modified(info: dict[str, Any]) -> dt.datetime | None:
+    """An object's modification time from a backend's ``info`` (each names it its way)."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created", "timeCreated"):
+        value = info.get(key)
+        if value is None:
+            continue
+        try:
+            if isinstance(value, int | float):
+                stamp = dt.datetime.fromtimestamp(float(value), dt.UTC)
+            elif isinstance(value, dt.datetime):
+                stamp = value
+            else:
+                stamp = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except (ValueError, OSError, OverflowError):
+            continue
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+    return None
+
+
+def asset_names(store: AssetStore) -> list[str]:
+    """Every asset of the store, committed or not: a folder holding ``.meta`` objects or
+    a ``.claims`` folder (a ``new`` that never committed has only the latter)."""
+    layout, fs = store.layout, store.fs
+    found: list[str] = []
+    level = [""]
+    while level:
+        following: list[str] = []
+        for rel in level:
+            with store_errors(store.display_url, "list assets"):
+                entries = list_dir(fs, layout.asset_dir(rel) if rel else layout.root)
+            children = {basename(e["name"]): e["type"] for e in entries}
+            if rel and (
+                children.get(CLAIMS_DIR) == "directory"
+                or any(n.endswith(META_SUFFIX) and t == "file" for n, t in children.items())
+            ):
+                found.append(rel)
+            for child, kind in children.items():
+                if kind != "directory" or child.startswith(".") or (rel and store.versioning.is_valid(child)):
+                    continue
+                following.append(f"{rel}/{child}" if rel else child)
+        level = following
+    return sorted(found)
+
+
+def repair_asset(
+    store: AssetStore,
+    name: str,
+    *,
+    delete_orphans: bool = False,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+) -> AssetRepair:
+    """Check one asset; rebuild its index if wrong; with ``delete_orphans`` remove orphaned
+    data and stale or leftover claims (see the module docstring for the safety rules).
+    With ``dry_run`` nothing is written: the report says what would be done."""
+    now = now or dt.datetime.now(dt.UTC)
+    fs, layout = store.fs, store.layout
+    report = AssetRepair(name)
+    with store_errors(store.display_url, f"list {name}"):
+        entries = list_dir(fs, layout.asset_dir(name))
+    metas = {basename(e["name"])[: -len(META_SUFFIX)] for e in entries if e["name"].endswith(META_SUFFIX)}
+    report.committed = store.versioning.sort(metas)
+    report.index_before = store.read_index(name)
+    if report.index_before is not None or report.committed:
+        report.index_rebuilt = report.index_before != report.committed
+        if report.index_rebuilt and not dry_run:
+            store.refresh_index(name)
+
+    claim_states = _claims(store, name, set(report.committed))
+    report.claims = claim_states
+    live = {c.version for c in claim_states if c.state == "live"}
+    ttl = dt.timedelta(seconds=store.claim_ttl_s)
+    for entry in entries:
+        version = basename(entry["name"])
+        if version.endswith((META_SUFFIX, VERSIONS_SUFFIX)) or version.startswith("."):
+            continue
+        if version in metas or not store.versioning.is_valid(version):
+            continue
+        objects = _objects(store, entry)
+        modified = max((m for m in (_modified(o) for o in objects) if m), default=None)
+        if version in live or (modified is not None and now - modified < ttl):
+            report.in_progress.append(version)
+            continue
+        size = sum(int(o.get("size") or 0) for o in objects)
+        report.orphans.append(Orphan(version, len(objects), size, modified))
+    if delete_orphans and not dry_run:
+        _delete(store, name, report)
+    return report
+
+
+def _objects(store: AssetStore, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    if entry["type"] != "directory":
+        return [entry]
+    with store_errors(store.display_url, "list orphaned data"):
+        store.fs.invalidate_cache(entry["name"])
+        return list(store.fs.find(entry["name"], detail=True).values())
+
+
+def _claims(store: AssetStore, name: str, committed: set[str]) -> list[ClaimState]:
+    fs, layout = store.fs, store.layout
+    states: list[ClaimState] = []
+    with store_errors(store.display_url, f"list the claims of {name}"):
+        for entry in list_dir(fs, layout.claims_dir(name)):
+            version = basename(entry["name"])
+            if entry["type"] != "directory":
+                continue
+            attempts = sorted(
+                basename(e["name"])
+                for e in list_dir(fs, layout.claims_dir(name, version))
+                if basename(e["name"]).isdigit()
+            )
+            if not attempts:
+                continue
+            if version in committed or (version == NEW_CLAIM and committed):
+                state = "leftover"
+            elif store._is_stale(layout.claim(name, version, int(attempts[-1]))):
+                state = "stale"
+            else:
+                state = "live"
+            states.append(ClaimState(version, len(attempts), state))
+    return states
+
+
+def _delete(store: AssetStore, name: str, report: AssetRepair) -> None:
+    layout = store.layout
+    writer = f"repair-{uuid.uuid4().hex}"
+    doomed = {o.version for o in report.orphans}
+    doomed |= {
+        c.version for c in report.claims if c.state in ("stale", "leftover") and c.version != NEW_CLAIM
+    }
+    for version in sorted(doomed):
+        committed = version in report.committed
+        if not committed and store._acquire(name, version, writer) is None:
+            continue  # a live writer took it over since we looked
+        with store_errors(store.display_url, f"delete orphaned data of {name}:{version}"):
+            if not committed:
+                store._remove_quietly(layout.data(name, version))
+            store._remove_quietly(layout.claims_dir(name, version))
+        report.deleted.append(version)
+    new_claim = next((c for c in report.claims if c.version == NEW_CLAIM), None)
+    if new_claim is not None and new_claim.state in ("stale", "leftover"):
+        with store_errors(store.display_url, f"delete the creation claim of {name}"):
+            store._remove_quietly(layout.claims_dir(name, NEW_CLAIM))
+        report.deleted.append(NEW_CLAIM)
+
+
+def repair(
+    store: AssetStore,
+    names: Iterable[str] | None = None,
+    *,
+    delete_orphans: bool = False,
+    dry_run: bool = False,
+) -> list[AssetRepair]:
+    """Repair ``names`` (every asset of the store when ``None``)."""
+    from modelkit_assets.spec import check_name
+
+    targets = asset_names(store) if names is None else [check_name(n) for n in names]
+    return [repair_asset(store, n, delete_orphans=delete_orphans, dry_run=dry_run) for n in targets]
