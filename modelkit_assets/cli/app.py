@@ -10,43 +10,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 
 from modelkit_assets._version import __version__
 from modelkit_assets.cli import browse, fetch, publish
 from modelkit_assets.cli.context import CliState
-from modelkit_assets.cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, debug_enabled, describe
-
-
-class AssetsGroup(TyperGroup):
-    """Turns every failure of a command into one line on stderr and an exit code.
-
-    Handled here rather than in ``main()`` so that typer's ``CliRunner`` sees exactly what
-    the console script does.
-    """
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (typer.Exit, typer.Abort):
-            raise
-        except KeyboardInterrupt:
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-        except Exception as err:
-            from typer._click.exceptions import ClickException
-
-            if isinstance(err, ClickException) or debug_enabled():
-                raise
-            typer.echo(f"Error: {describe(err)}", err=True)
-            raise typer.Exit(EXIT_ERROR) from None
-
+from modelkit_assets.cli.errors import EXIT_INTERRUPTED, reported
 
 app = typer.Typer(
     name="modelkit-assets",
-    cls=AssetsGroup,
     help="Publish and fetch immutable, versioned ML assets in any fsspec store "
     "(S3, GCS, Azure, local disk), into a verified local cache.",
     epilog="Errors print one line; set MODELKIT_ASSETS_DEBUG=1 for the traceback.",
@@ -124,19 +98,19 @@ def root(
     ctx.obj = state
 
 
-app.command("new")(publish.new)
-app.command("update")(publish.update)
-app.command("list")(browse.list_assets)
-app.command("versions")(browse.versions)
-app.command("info")(browse.info)
-app.command("fetch")(fetch.fetch)
+app.command("new")(reported(publish.new))
+app.command("update")(reported(publish.update))
+app.command("list")(reported(browse.list_assets))
+app.command("versions")(reported(browse.versions))
+app.command("info")(reported(browse.info))
+app.command("fetch")(reported(fetch.fetch))
 
 
 def main(argv: list[str] | None = None) -> None:
     """The console script: run the app and exit with its code.
 
-    Errors are already one line (``AssetsGroup``); what is left here is Ctrl-C outside a
-    command (exit 130) and a closed stdout (``| head``), which is not an error.
+    Errors are already one line (``errors.reported``); what is left here is Ctrl-C outside a
+    command (exit 130).
     """
     try:
         app(args=argv, prog_name="modelkit-assets")

@@ -12,10 +12,17 @@ Exit codes: 1 for errors, 2 for usage errors (typer/click's own), 130 for Ctrl-C
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
 
 from modelkit_assets.errors import AssetsError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 DEBUG_VARIABLE = "MODELKIT_ASSETS_DEBUG"
 EXIT_ERROR = 1
@@ -72,3 +79,29 @@ def describe(err: BaseException) -> str:
 def debug_enabled() -> bool:
     """Whether the user asked for tracebacks (``MODELKIT_ASSETS_DEBUG=1``)."""
     return os.environ.get(DEBUG_VARIABLE, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def reported(command: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a command so that a failure prints one line on stderr and exits 1.
+
+    Usage errors never get here (typer reports them before the command runs, exit 2);
+    Ctrl-C exits 130 after the command has said what was left undone. Applied to the
+    command functions rather than in ``main()`` so that typer's ``CliRunner`` sees
+    exactly what the console script does.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as err:
+            if debug_enabled():
+                raise
+            typer.echo(f"Error: {describe(err)}", err=True)
+            raise typer.Exit(EXIT_ERROR) from None
+
+    return wrapper
