@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from modelkit_assets import AssetsManager, AssetStore
+from modelkit_assets.backend import ensure_parent
 from modelkit_assets.errors import AssetNotFoundError
 from modelkit_assets.maintenance.verify import select_targets, verify
 
@@ -98,6 +99,7 @@ def test_remote_verify_reports_corrupt_missing_and_extra_objects(
     fs, layout = store.fs, store.layout
     fs.pipe_file(layout.data("models/clf", "0.1"), b"not the model")
     fs.rm(layout.data("nlp/tokenizer", "0.0", "vocab.txt"))
+    ensure_parent(fs, layout.data("nlp/tokenizer", "0.0", "stray.bin"))
     fs.pipe_file(layout.data("nlp/tokenizer", "0.0", "stray.bin"), b"stray")
     report = _run(manager, [], remote=True, store=store)
     found = sorted((p.where, p.name, p.version, p.path, p.kind) for p in report.problems)
