@@ -105,9 +105,9 @@ class CliState:
     def stderr(self) -> Console:
         """A rich console on stderr, where everything but results goes."""
         if self._stderr is None:
-            from rich.console import Console
+            from modelkit_assets.cli.render import console
 
-            self._stderr = Console(stderr=True, highlight=False, soft_wrap=False)
+            self._stderr = console(stderr=True)
         return self._stderr
 
     def note(self, message: str) -> None:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 #: versions shown per major (or per row of ``list``) before "+N more"
 SHOWN_VERSIONS = 6
+#: width given to a console that is not a terminal
+UNWRAPPED_WIDTH = 1000
 
 
 def echo_json(data: Any) -> None:
@@ -30,10 +32,19 @@ def echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-def stdout_console() -> Console:
+def console(*, stderr: bool = False) -> Console:
+    """A rich console; when it is not a terminal, lines are never wrapped (a pipe or a
+    file has no width, and a wrapped path or table row is useless to a script)."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    out = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not out.is_terminal:
+        out.width = UNWRAPPED_WIDTH
+    return out
+
+
+def stdout_console() -> Console:
+    return console()
 
 
 def short_list(versions: Sequence[str], shown: int = SHOWN_VERSIONS) -> str:
