@@ -346,3 +346,27 @@ def test_manager_and_store_take_urls_paths_and_options(tmp_path: Path, sample_fi
         "memory://mk-options", tmp_path / "mem", storage_options={"skip_instance_cache": True}
     )
     assert memory.store is not None and memory.store.url == "memory://mk-options"
+
+
+def test_other_read_operations(tmp_path: Path) -> None:
+    import gzip
+
+    source = tmp_path / "tables"
+    source.mkdir()
+    (source / "t.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2\n"))
+    (source / "notes.txt").write_text("line one\nline two\n")
+    AssetStore(tmp_path / "store").new(source, "data/tables")
+    fs = fsspec.filesystem("modelkit-assets", store=str(tmp_path / "store"), assets_dir=str(tmp_path / "a"))
+    assert fs.read_text("data/tables:0/notes.txt") == "line one\nline two\n"
+    assert fs.read_bytes("data/tables:0/notes.txt", start=5, end=8) == b"one"
+    assert fs.tail("data/tables:0/notes.txt", 4) == b"two\n"
+    assert fs.size("data/tables:0/notes.txt") == 18
+    assert fs.cat_ranges(["data/tables:0/notes.txt"] * 2, [0, 9], [4, 13]) == [b"line", b"line"]
+    with fsspec.open(
+        URL + "data/tables:0/t.csv.gz",
+        "rt",
+        compression="infer",
+        store=str(tmp_path / "store"),
+        assets_dir=str(tmp_path / "a"),
+    ) as handle:
+        assert handle.read() == "a,b\n1,2\n"
