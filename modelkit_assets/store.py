@@ -128,7 +128,7 @@ class AssetStore:
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str | os.PathLike[str] | None = None,
         storage_options: Mapping[str, Any] | None = None,
         *,
         versioning: str | VersioningSystem | None = None,
@@ -153,7 +153,7 @@ class AssetStore:
             url = settings.store_url
             if storage_options is None:
                 storage_options = settings.storage_options
-        self.url = str(url)
+        self.url = os.fspath(url)
         if "://" not in self.url:
             from pathlib import Path
 
