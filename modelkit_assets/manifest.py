@@ -53,7 +53,12 @@ class AssetMeta:
 
     @property
     def verifiable(self) -> bool:
-        """Whether every file has a size and a sha256 to check downloads against."""
+        """Whether every file has a size and a sha256 to check downloads against.
+
+        A file asset published by modelkit has no entry at all: not verifiable.
+        """
+        if not self.is_directory and not self.files:
+            return False
         return all(e.sha256 is not None and e.size is not None for e in self.files.values())
 
     @property

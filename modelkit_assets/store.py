@@ -659,17 +659,14 @@ class AssetStore:
                 (self.layout.data(name, version, p), os.path.join(destination, *p.split("/")))
                 for p in meta.files
             ]
+            sizes = [e.size for e in meta.files.values()]
         else:
             pairs = [(self.layout.data(name, version), destination)]
+            # a file asset published by modelkit has no entry at all in its meta
+            sizes = [next(iter(meta.files.values()), FileEntry(None, None)).size]
         with store_errors(self.display_url, f"download {name}:{version}"):
             try:
-                download(
-                    self.fs,
-                    pairs,
-                    callback=callback,
-                    concurrency=self.concurrency,
-                    sizes=[e.size for e in meta.files.values()],
-                )
+                download(self.fs, pairs, callback=callback, concurrency=self.concurrency, sizes=sizes)
             except FileNotFoundError as err:
                 raise IntegrityError(
                     f"A file of {name}:{version} listed in its manifest is missing from "
