@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from modelkit_assets._version import __version__
-from modelkit_assets.cli import browse, fetch, publish
+from modelkit_assets.cli import browse, cache, distribute, fetch, integrity, lockfile, publish
 from modelkit_assets.cli.context import CliState
 from modelkit_assets.cli.errors import EXIT_INTERRUPTED, reported
 
@@ -104,6 +104,13 @@ app.command("list")(reported(browse.list_assets))
 app.command("versions")(reported(browse.versions))
 app.command("info")(reported(browse.info))
 app.command("fetch")(reported(fetch.fetch))
+app.add_typer(cache.app, name="cache")
+app.command("verify")(reported(integrity.verify))
+app.command("repair")(reported(integrity.repair))
+app.command("lock")(reported(lockfile.lock))
+app.command("sync")(reported(lockfile.sync))
+app.command("copy")(reported(distribute.copy))
+app.command("bundle")(reported(distribute.bundle))
 
 
 def main(argv: list[str] | None = None) -> None:

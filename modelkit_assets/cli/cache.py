@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from modelkit_assets.cli.context import CliState
+from modelkit_assets.cli.errors import reported
 
 if TYPE_CHECKING:
     from modelkit_assets.maintenance.inventory import CachedVersion
@@ -210,5 +211,5 @@ def prune(
     )
 
 
-app.command("list")(list_cached)
-app.command("prune")(prune)
+app.command("list")(reported(list_cached))
+app.command("prune")(reported(prune))

@@ -1,0 +1,148 @@
+"""``verify`` and ``repair``: checking what the cache and the store hold against the manifests.
+
+``verify`` prints every problem (one line each, on stdout) and exits 1 if there is any;
+``repair`` prints what it found and did, and exits 0 (finding orphans is not an error:
+deleting them is the user's call, with ``--delete-orphans``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from modelkit_assets.cli.context import CliState
+from modelkit_assets.cli.errors import EXIT_ERROR
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def verify(
+    ctx: typer.Context,
+    specs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="NAME[:VERSION]: a complete version, or every cached version matching a partial one.",
+            metavar="[SPEC]...",
+            show_default=False,
+        ),
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every cached version (and, with --remote, stored).")
+    ] = False,
+    remote: Annotated[
+        bool,
+        typer.Option("--remote", help="Also stream the stored objects through sha256 against their .meta."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-hash cached versions (and with --remote the stored objects) against their manifests.
+
+    Every mismatch is reported, not just the first; exit 1 if there is any.
+    """
+    from modelkit_assets.cli.progress import human_size
+    from modelkit_assets.maintenance.verify import select_targets
+    from modelkit_assets.maintenance.verify import verify as run_verify
+
+    if not specs and not all_:
+        raise typer.BadParameter("give SPEC... or --all")
+    if specs and all_:
+        raise typer.BadParameter("give SPEC... or --all, not both")
+    state = CliState.of(ctx)
+    manager = state.manager()
+    store = manager.store
+    if remote and store is None:
+        from modelkit_assets.errors import ConfigurationError
+
+        raise ConfigurationError("--remote needs a store; set MODELKIT_ASSETS_STORE or --store.")
+    cached, stored = select_targets(
+        specs or [], cache=manager.cache, versioning=manager.versioning, store=store, remote=remote
+    )
+    report = run_verify(manager.cache, cached, store=store, remote=remote, remote_targets=stored)
+    if as_json:
+        from modelkit_assets.cli.render import echo_json
+
+        echo_json(report.to_dict())
+    else:
+        for problem in report.problems:
+            typer.echo(str(problem))
+        where = f"{len(cached)} cached" + (f", {len(stored)} stored" if remote else "")
+        verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+        typer.echo(
+            f"Checked {where} version(s), {report.files} files, {human_size(report.bytes)}: {verdict}."
+        )
+    if not report.ok:
+        if not as_json:
+            typer.echo(
+                "Error: verification failed; fetch cached versions again with `modelkit-assets fetch "
+                "SPEC --force`, republish stored ones.",
+                err=True,
+            )
+        raise typer.Exit(EXIT_ERROR)
+
+
+def repair(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Asset names to repair.", metavar="[NAME]...", show_default=False),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every asset of the store.")] = False,
+    delete_orphans: Annotated[
+        bool,
+        typer.Option(
+            "--delete-orphans",
+            help="Delete orphaned data (no .meta, no live claim, older than the claim TTL) and "
+            "stale or leftover claims.",
+        ),
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only; write nothing.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Rebuild .versions indexes from the committed metas; report orphaned data and stale claims.
+
+    Nothing is deleted unless --delete-orphans is given.
+    """
+    from modelkit_assets.cli.progress import human_size
+    from modelkit_assets.maintenance.repair import repair as run_repair
+
+    if not names and not all_:
+        raise typer.BadParameter("give NAME... or --all")
+    if names and all_:
+        raise typer.BadParameter("give NAME... or --all, not both")
+    state = CliState.of(ctx)
+    store = state.store()
+    reports = run_repair(store, None if all_ else names, delete_orphans=delete_orphans, dry_run=dry_run)
+    if as_json:
+        from modelkit_assets.cli.render import echo_json
+
+        echo_json({"store": store.display_url, "assets": [r.to_dict() for r in reports]})
+        return
+    verb = "would rebuild" if dry_run else "rebuilt"
+    for r in reports:
+        lines: list[str] = []
+        if r.index_rebuilt:
+            before = "missing" if r.index_before is None else ", ".join(r.index_before) or "empty"
+            lines.append(f"index {verb}: was [{before}], now [{', '.join(r.committed)}]")
+        for o in r.orphans:
+            when = o.modified.strftime("%Y-%m-%d %H:%M") if o.modified else "unknown date"
+            lines.append(f"orphaned data: {o.version} ({o.objects} object(s), {human_size(o.size)}, {when})")
+        for v in r.in_progress:
+            lines.append(f"being published: {v} (left alone)")
+        for c in r.claims:
+            if c.state != "live":
+                lines.append(f"{c.state} claim: {c.version} ({c.attempts} attempt(s))")
+        if r.deleted:
+            lines.append(f"deleted: {', '.join(r.deleted)}")
+        status = "ok" if not lines else ""
+        typer.echo(f"{r.name}: {', '.join(r.committed) or 'no committed version'} {status}".rstrip())
+        for line in lines:
+            typer.echo(f"  {line}")
+    orphans = sum(len(r.orphans) for r in reports)
+    stale = sum(len(r.stale_claims) for r in reports)
+    rebuilt = sum(r.index_rebuilt for r in reports)
+    tail = "" if delete_orphans or not (orphans or stale) else "; delete them with --delete-orphans"
+    typer.echo(
+        f"{len(reports)} asset(s) in {store.display_url}: {rebuilt} index(es) {verb}, "
+        f"{orphans} orphaned version(s), {stale} stale claim(s){tail}."
+    )
