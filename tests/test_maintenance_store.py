@@ -107,7 +107,8 @@ def test_repair_reports_orphans_and_stale_claims_and_deletes_only_on_request(
     }
     assert store.fs.exists(store.layout.data("a", "0.1", "a.txt"))  # nothing deleted
     report = repair_asset(quick_ttl, "a", delete_orphans=True)
-    assert sorted(report.deleted) == [".new", "0.0", "0.1"]
+    assert report.deleted_orphans == ["0.1"]
+    assert sorted(report.deleted_claims) == [".new", "0.0", "0.1"]
     store.fs.invalidate_cache()
     assert not store.fs.exists(store.layout.data("a", "0.1", "a.txt"))
     assert store.versions("a") == ["0.0"]
@@ -119,7 +120,7 @@ def test_repair_reports_orphans_and_stale_claims_and_deletes_only_on_request(
     again = repair_asset(quick_ttl, "a")
     assert again.clean and again.claims == []
     (orphan_only,) = repair(quick_ttl, ["never/committed"], delete_orphans=True)
-    assert [o.version for o in orphan_only.orphans] == ["0.0"] and orphan_only.deleted == ["0.0"]
+    assert [o.version for o in orphan_only.orphans] == ["0.0"] and orphan_only.deleted_orphans == ["0.0"]
     assert store.update(sample_file, "a") == "0.1"  # the orphan's number is free again
 
 

@@ -94,8 +94,8 @@ def reported(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
+        except (typer.Exit, typer.Abort, typer.BadParameter):
+            raise  # BadParameter: a usage error found by the command itself, exit 2
         except KeyboardInterrupt:
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as err:

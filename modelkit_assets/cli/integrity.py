@@ -130,10 +130,15 @@ def repair(
         for v in r.in_progress:
             lines.append(f"being published: {v} (left alone)")
         for c in r.claims:
-            if c.state != "live":
-                lines.append(f"{c.state} claim: {c.version} ({c.attempts} attempt(s))")
-        if r.deleted:
-            lines.append(f"deleted: {', '.join(r.deleted)}")
+            if c.state == "stale":
+                lines.append(f"stale claim: {c.version} ({c.attempts} attempt(s), writer gone)")
+        leftover = [c.version for c in r.claims if c.state == "leftover"]
+        if leftover and not r.deleted_claims:
+            lines.append(f"{len(leftover)} leftover claim(s) of committed versions (harmless)")
+        if r.deleted_orphans:
+            lines.append(f"deleted orphaned data: {', '.join(r.deleted_orphans)}")
+        if r.deleted_claims:
+            lines.append(f"deleted {len(r.deleted_claims)} claim folder(s)")
         status = "ok" if not lines else ""
         typer.echo(f"{r.name}: {', '.join(r.committed) or 'no committed version'} {status}".rstrip())
         for line in lines:

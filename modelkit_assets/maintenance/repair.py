@@ -72,7 +72,8 @@ class AssetRepair:
     orphans: list[Orphan] = field(default_factory=list)
     in_progress: list[str] = field(default_factory=list)
     claims: list[ClaimState] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
+    deleted_orphans: list[str] = field(default_factory=list)
+    deleted_claims: list[str] = field(default_factory=list)
 
     @property
     def stale_claims(self) -> list[ClaimState]:
@@ -92,7 +93,8 @@ class AssetRepair:
             "orphans": [o.to_dict() for o in self.orphans],
             "in_progress": self.in_progress,
             "claims": [c.to_dict() for c in self.claims],
-            "deleted": self.deleted,
+            "deleted_orphans": self.deleted_orphans,
+            "deleted_claims": self.deleted_claims,
         }
 
 
@@ -226,6 +228,7 @@ def _delete(store: AssetStore, name: str, report: AssetRepair) -> None:
     doomed |= {
         c.version for c in report.claims if c.state in ("stale", "leftover") and c.version != NEW_CLAIM
     }
+    orphans = {o.version for o in report.orphans}
     for version in sorted(doomed):
         committed = version in report.committed
         if not committed and store._acquire(name, version, writer) is None:
@@ -234,12 +237,14 @@ def _delete(store: AssetStore, name: str, report: AssetRepair) -> None:
             if not committed:
                 store._remove_quietly(layout.data(name, version))
             store._remove_quietly(layout.claims_dir(name, version))
-        report.deleted.append(version)
+        if version in orphans:
+            report.deleted_orphans.append(version)
+        report.deleted_claims.append(version)
     new_claim = next((c for c in report.claims if c.version == NEW_CLAIM), None)
     if new_claim is not None and new_claim.state in ("stale", "leftover"):
         with store_errors(store.display_url, f"delete the creation claim of {name}"):
             store._remove_quietly(layout.claims_dir(name, NEW_CLAIM))
-        report.deleted.append(NEW_CLAIM)
+        report.deleted_claims.append(NEW_CLAIM)
 
 
 def repair(
