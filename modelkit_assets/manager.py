@@ -121,21 +121,26 @@ class AssetsManager:
     def store(self) -> AssetStore | None:
         """The store, created on first use (never for cache hits)."""
         if self._store is None and self._store_from_settings:
+            # the flag drops only once the store exists: a thread arriving meanwhile must not
+            # read "no store" (at worst two threads each build one; either is fine)
+            self._store = self._configured_store()
             self._store_from_settings = False
-            url = self.settings.store_url
-            if url is None:
-                return None
-            if self.settings.embedded:
-                from modelkit_assets.settings import embedded_store_dir
-
-                if not embedded_store_dir().is_dir():
-                    return None
-            from modelkit_assets.store import AssetStore
-
-            self._store = AssetStore(
-                url, self.settings.storage_options, versioning=self.versioning, settings=self.settings
-            )
         return self._store
+
+    def _configured_store(self) -> AssetStore | None:
+        url = self.settings.store_url
+        if url is None:
+            return None
+        if self.settings.embedded:
+            from modelkit_assets.settings import embedded_store_dir
+
+            if not embedded_store_dir().is_dir():
+                return None
+        from modelkit_assets.store import AssetStore
+
+        return AssetStore(
+            url, self.settings.storage_options, versioning=self.versioning, settings=self.settings
+        )
 
     def fetch(
         self, spec: str | AssetSpec, *, force: bool | None = None, callback: Callback | None = None
@@ -236,12 +241,14 @@ class AssetsManager:
     def _download(
         self, store: AssetStore, name: str, version: str, *, force: bool, callback: Callback | None
     ) -> tuple[Path, bool, AssetMeta | None]:
+        # read and validate the manifest before touching the assets dir: a bad or unsafe
+        # one is refused with nothing written, not even the lock (G5)
+        meta = store.meta(name, version)
         with self.cache.lock(name, self.timeout):
             if not force:
                 path = self.cache.cached_path(name, version)
                 if path is not None:  # a concurrent process got it first
                     return path, True, None
-            meta = store.meta(name, version)
             if not meta.verifiable:
                 logger.warning(
                     "%s:%s was published without hashes (by modelkit?): only the file list "

@@ -331,3 +331,32 @@ def test_bundle_serves_read_only_without_writing(
     assert _tree(root) == before  # no lock file, no staging folder, nothing touched
     cached, _ = select_targets([], cache=served.cache, versioning=served.versioning)
     assert verify(served.cache, cached).ok  # verifiable offline from the bundled manifests
+
+
+def test_configured_store_is_seen_by_every_sync_thread(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """sync fetches from threads: none of them may read "no store" while another creates it."""
+    import threading
+
+    from modelkit_assets.settings import get_settings
+
+    monkeypatch.setenv("MODELKIT_ASSETS_STORE", f"memory://race{uuid.uuid4().hex[:8]}")
+    get_settings.cache_clear()
+    for _ in range(30):  # the old race showed in about one round in five
+        manager = AssetsManager(assets_dir=tmp_path / "assets")
+        barrier = threading.Barrier(16)
+        seen: list[object] = []
+
+        def look(
+            manager: AssetsManager = manager, barrier: threading.Barrier = barrier, seen: list[object] = seen
+        ) -> None:
+            barrier.wait()
+            seen.append(manager.store)
+
+        threads = [threading.Thread(target=look) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert None not in seen
