@@ -232,7 +232,13 @@ class Transfer:
                 return None
             self._file_rows += 1
             name = path.rstrip("/").rsplit("/", 1)[-1]
-            return self._progress.add_task(f"  {name}", total=None, files="")
+            total = None
+            if self.direction == "upload":  # the local source's size is known before it moves
+                try:
+                    total = os.path.getsize(path)
+                except OSError:
+                    total = None
+            return self._progress.add_task(f"  {name}", total=total, files="")
 
     def update_row(self, row: TaskID | None, *, total: int | None = None, advance: int = 0) -> None:
         progress = self._progress
