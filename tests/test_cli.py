@@ -557,3 +557,15 @@ def test_the_manager_sees_what_the_cli_published(
     cli("new", str(folder), "x", "-y")
     path = AssetsManager(store_url, tmp_path / "lib-assets").fetch("x:0.0[config.json]")
     assert path.read_text() == '{"k": 1}'
+
+
+def test_update_says_which_files_were_copied_inside_the_store(cli: Invoke, folder: Path) -> None:
+    cli("new", str(folder), "x", "-y")
+    (folder / "config.json").write_text('{"k": 2}')
+    result = cli("update", str(folder), "x", "-y")
+    assert result.exit_code == 0, result.output
+    assert "Uploaded x:0.1: 1/3 files, 8 B in" in result.stderr
+    assert "2 of 3 files were unchanged since the previous version: copied inside the store" in result.stderr
+    path = Path(cli("fetch", "x:0.1").stdout.strip())
+    assert (path / "config.json").read_text() == '{"k": 2}'
+    assert (path / "weights.bin").read_bytes() == (folder / "weights.bin").read_bytes()

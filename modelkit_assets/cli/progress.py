@@ -175,15 +175,16 @@ class Transfer:
             return
         if self._progress is not None:
             if success and self._total_task is not None:
-                total = self.total_bytes or self._learnt_bytes or self.bytes_done
+                # what actually moved (the store may have copied unchanged files itself)
+                moved = self.bytes_done or self._learnt_bytes
                 self._progress.update(
-                    self._total_task, total=total, completed=total, files=self._files_text()
+                    self._total_task, total=moved, completed=moved, files=self._files_text()
                 )
             self._progress.stop()
             self._progress = None
         elif self.mode == "plain" and success:
             elapsed = max(time.monotonic() - (self._started_at or time.monotonic()), 1e-6)
-            size = self.total_bytes or self.bytes_done
+            size = self.bytes_done
             typer.echo(
                 f"{self.verb[:-3]}ed {self.label}: {self._files_text()}, {human_size(size)} in "
                 f"{elapsed:.1f} s ({human_size(size / elapsed)}/s).",

@@ -136,6 +136,12 @@ def _publish(
         )
         raise
     published = f"{meta.name}:{meta.version}"
+    unchanged = len(plan.source.files) - transfer.files_done
+    if transfer.mode != "off" and unchanged > 0:
+        state.note(
+            f"{unchanged} of {len(plan.source.files)} files were unchanged since the previous version: "
+            "copied inside the store instead of uploaded."
+        )
     if meta.version != plan.version:
         state.note(f"{label} was taken by a concurrent writer: published as {published} instead.")
     count = len(meta.files)
