@@ -153,3 +153,25 @@ def test_cached_pinned_fetch_imports_nothing_heavy(env: dict[str, str], source: 
     # the check itself can fail: a download does import fsspec
     uncached = imported_modules(["fetch", "demo:0.0", "--force"], env)
     assert "fsspec" in uncached
+
+
+@pytest.mark.slow
+def test_startup_benchmark_prints_a_table_and_skips_a_missing_modelkit(tmp_path: Path) -> None:
+    script = Path(__file__).parents[1] / "benchmarks" / "startup.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--runs", "10", "--modelkit-venv", str(tmp_path / "no-venv")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"modelkit 0.1.3 not found at {tmp_path / 'no-venv' / 'bin' / 'modelkit'}" in result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| `")]
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "`python -c pass` (baseline)",
+        "`modelkit-assets --help`",
+        "`modelkit-assets fetch x:0.0` (cached)",
+    ]
+    for row in rows:
+        assert re.search(r"\| \d+ ms \| \d+ ms \| \d+ ms \| [+-]\d+ ms \| \d+ ms \|$", row), row
