@@ -31,6 +31,10 @@ Each class also inherits the builtin that matches its failure, so callers that c
 
 Messages name the asset, the version and the store (its URL without secrets) and say
 what to do next. They never contain credentials or storage options.
+
+``modelkit_assets.compat`` raises modelkit 0.1.3's error names (``AssetAlreadyExistsError``,
+``ObjectDoesNotExistError``, ...), each a subclass of the matching class above; its
+docstring draws that tree.
 """
 
 from __future__ import annotations
