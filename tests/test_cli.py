@@ -569,3 +569,13 @@ def test_update_says_which_files_were_copied_inside_the_store(cli: Invoke, folde
     path = Path(cli("fetch", "x:0.1").stdout.strip())
     assert (path / "config.json").read_text() == '{"k": 2}'
     assert (path / "weights.bin").read_bytes() == (folder / "weights.bin").read_bytes()
+
+
+def test_logging_is_restored_after_a_command(cli: Invoke, one_file: Path) -> None:
+    import logging
+
+    logger = logging.getLogger("modelkit_assets")
+    before = (list(logger.handlers), logger.level, logger.propagate)
+    cli("-q", "new", str(one_file), "x", "-y")
+    cli("-vv", "fetch", "x:0.0")
+    assert (list(logger.handlers), logger.level, logger.propagate) == before

@@ -94,7 +94,7 @@ def root(
     state = CliState(
         store_url=store, assets_dir=assets_dir, versioning=versioning, verbose=verbose, quiet=quiet
     )
-    state.configure_logging()
+    ctx.call_on_close(state.configure_logging())
     ctx.obj = state
 
 

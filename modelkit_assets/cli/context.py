@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -46,8 +47,10 @@ class CliState:
         state = ctx.find_object(CliState)
         return state if state is not None else CliState()
 
-    def configure_logging(self) -> None:
-        """``-v`` shows the library's info messages, ``-vv`` its debug ones, ``-q`` only errors."""
+    def configure_logging(self) -> Callable[[], None]:
+        """``-v`` shows the library's info messages, ``-vv`` its debug ones, ``-q`` only
+        errors; returns what undoes it (the app calls it when the command ends, so a
+        process that runs the app, such as a test, gets its logging back)."""
         level = (
             logging.ERROR
             if self.quiet
@@ -55,10 +58,17 @@ class CliState:
         )
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        root = logging.getLogger("modelkit_assets")
-        root.handlers[:] = [handler]
-        root.setLevel(level)
-        root.propagate = False
+        handler.setLevel(level)
+        logger = logging.getLogger("modelkit_assets")
+        previous_level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(min(level, logger.getEffectiveLevel()) if previous_level else level)
+
+        def restore() -> None:
+            logger.removeHandler(handler)
+            logger.setLevel(previous_level)
+
+        return restore
 
     @property
     def settings(self) -> Settings:
