@@ -34,6 +34,19 @@ def _wait_for(path: str, timeout_s: float = START_TIMEOUT_S) -> None:
         time.sleep(0.005)
 
 
+def digests(path: str | os.PathLike[str]) -> dict[str, str]:
+    """sha256 of every file under ``path`` (or of ``path`` itself), markers excluded."""
+    import hashlib
+
+    root = Path(path)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    return {
+        ("" if p == root else p.relative_to(root).as_posix()): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in files
+        if p.name != ".SUCCESS"
+    }
+
+
 def _blocking_callback(after: int, ready: str) -> Any:
     """An fsspec callback that freezes the process once ``after`` files are done."""
     from fsspec.callbacks import Callback
@@ -69,8 +82,14 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
             return {"versions": versions}
         if action == "fetch":
             manager = AssetsManager(store, job["assets_dir"], timeout=120)
-            result = manager.fetch_info(job["spec"], callback=callback)
-            return {"path": str(result.path), "version": result.version, "from_cache": result.from_cache}
+            result = manager.fetch_info(job["spec"], force=job.get("force"), callback=callback)
+            # hash what this process sees the moment fetch returns: a partial file shows here
+            return {
+                "path": str(result.path),
+                "version": result.version,
+                "from_cache": result.from_cache,
+                "digests": digests(result.path),
+            }
     except AssetsError as err:
         return {"error": type(err).__name__, "message": str(err)}
     raise ValueError(f"unknown action {action!r}")
