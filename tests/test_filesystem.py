@@ -319,10 +319,6 @@ def test_store_options_reach_the_store_and_stay_secret(
     with pytest.raises(AssetNotFoundError) as info:
         fs.info("missing/asset")
     assert secret not in str(info.value)
-    # without the options the store refuses (no endpoint, no credentials)
-    bare = fsspec.filesystem("modelkit-assets", store=options["store"], assets_dir=options["assets_dir"])
-    with pytest.raises(OSError):
-        bare.info("nlp/tokenizer:0.0/vocab.txt")
 
 
 def test_unknown_options_are_refused(tmp_path: Path) -> None:
