@@ -10,11 +10,17 @@ total flat whatever the mix::
     job cost (bytes held while it runs)            s3fs                    others
     upload, size < 2 x part_size (one request)     size                    min(size, part_size)
     upload, multipart                              part_size x parts       part_size
-    download, size <= part_size (one stream)       64 KiB                  64 KiB
-    download, ranged parts                         part_size x parts       part_size
+    download (one streamed GET per file)           64 KiB                  64 KiB
+    download, ranged parts (opt-in)                part_size x parts       part_size
 
 A job starts when a concurrency slot is free *and* its cost fits in the budget (a job
-larger than the whole budget runs alone). Progress is reported through fsspec
+larger than the whole budget runs alone).
+
+Downloads stream each file through one GET by default (``download_part_concurrency=1``):
+measured against moto at 20 ms, a 1 GiB file streamed in 8.2 s at 65 MB peak RSS, while
+s3fs's default ranged download (50 MiB x 10) took 34.9 s and 1.1 GB, and 8 MiB x 8 ranges
+took 267 s (moto, like some S3-compatible servers, reads the whole object for each range).
+Folders still download many files at once. Progress is reported through fsspec
 ``Callback`` objects (one branch per file), so the library stays free of any UI.
 """
 
@@ -30,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from modelkit_assets.backend import is_local
 from modelkit_assets.errors import IntegrityError
 from modelkit_assets.manifest import FileEntry
+from modelkit_assets.retry import RetryPolicy
 from modelkit_assets.source import sha256_file
 
 if TYPE_CHECKING:
@@ -57,15 +64,19 @@ class Tuning:
         Parts of one file in flight at once.
     memory_budget
         Bytes all running jobs may hold at once (see the module docstring).
+    download_part_concurrency
+        Ranged GETs of one file in flight at once; 1 streams the file in one request.
     """
 
     concurrency: int = DEFAULT_CONCURRENCY
     part_size: int = PART_SIZE
     part_concurrency: int = PART_CONCURRENCY
     memory_budget: int = MEMORY_BUDGET
+    download_part_concurrency: int = 1
 
     def __post_init__(self) -> None:
-        if min(self.concurrency, self.part_size, self.part_concurrency, self.memory_budget) < 1:
+        values = (self.concurrency, self.part_size, self.part_concurrency, self.memory_budget)
+        if min(*values, self.download_part_concurrency) < 1:
             raise ValueError("transfer tuning values must be positive")
 
 
@@ -95,7 +106,8 @@ def file_kwargs(fs: AbstractFileSystem, direction: str, tuning: Tuning) -> dict[
     Other backends already stream in small blocks and get nothing.
     """
     if _is_s3(fs):
-        return {"chunksize": tuning.part_size, "max_concurrency": tuning.part_concurrency}
+        parts = tuning.part_concurrency if direction == "put" else tuning.download_part_concurrency
+        return {"chunksize": tuning.part_size, "max_concurrency": parts}
     if direction == "put" and "gcs" in str(fs.protocol):
         # gcsfs wants a multiple of 256 KiB
         return {"chunksize": max(2**18, tuning.part_size // 2**18 * 2**18)}
@@ -104,15 +116,16 @@ def file_kwargs(fs: AbstractFileSystem, direction: str, tuning: Tuning) -> dict[
 
 def job_cost(fs: AbstractFileSystem, direction: str, size: int | None, tuning: Tuning) -> int:
     """Bytes one job holds in memory while it runs (the module docstring's table)."""
-    multipart = tuning.part_size * tuning.part_concurrency if _is_s3(fs) else tuning.part_size
+    parts = tuning.part_concurrency if direction == "put" else tuning.download_part_concurrency
+    multipart = tuning.part_size * parts if _is_s3(fs) else tuning.part_size
     if direction == "put":
         if size is None:
             return multipart
         if _is_s3(fs):
             return size if size < 2 * tuning.part_size else multipart
         return min(size, tuning.part_size)
-    if size is not None and (size <= tuning.part_size or not _is_s3(fs) or tuning.part_concurrency == 1):
-        return min(size, _STREAM_BUFFER)
+    if not _is_s3(fs) or parts == 1 or (size is not None and size <= tuning.part_size):
+        return _STREAM_BUFFER if size is None else min(size, _STREAM_BUFFER)
     return multipart
 
 
@@ -164,19 +177,26 @@ def _transfer(
     jobs: Sequence[Job],
     callback: Callback | None,
     tuning: Tuning,
+    retry: RetryPolicy | None = None,
 ) -> None:
     from fsspec.callbacks import DEFAULT_CALLBACK
 
     callback = callback or DEFAULT_CALLBACK
     callback.set_size(len(jobs))
     kwargs = file_kwargs(fs, direction, tuning)
+    # each file is retried on its own: a reset connection never restarts the whole folder
+    policy = retry or RetryPolicy.never()
     if _is_async(fs):
         from fsspec.asyn import sync
 
         method = getattr(fs, f"_{direction}_file")
 
         async def run(job: Job, child: Callback) -> None:
-            await method(job.src, job.dst, callback=child, **kwargs)
+            async def attempt() -> None:
+                child.absolute_update(0)  # a retried file starts its progress again
+                await method(job.src, job.dst, callback=child, **kwargs)
+
+            await policy.acall(attempt, what=f"{direction} {job.src}", transfer=True)
 
         costs = [job_cost(fs, direction, job.size, tuning) for job in jobs]
         sync(fs.loop, _run_bounded, jobs, costs, run, callback, tuning)
@@ -184,7 +204,11 @@ def _transfer(
 
     def one(job: Job) -> None:
         with callback.branched(job.src, job.dst) as child:
-            getattr(fs, f"{direction}_file")(job.src, job.dst, callback=child, **kwargs)
+            policy.call(
+                lambda: getattr(fs, f"{direction}_file")(job.src, job.dst, callback=child, **kwargs),
+                what=f"{direction} {job.src}",
+                transfer=True,
+            )
         callback.relative_update(1)
 
     _run_threads(one, jobs, tuning.concurrency)
@@ -213,8 +237,10 @@ def upload(
     callback: Callback | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     tuning: Tuning | None = None,
+    retry: RetryPolicy | None = None,
 ) -> None:
-    """Upload ``(local, remote)`` pairs concurrently, with bounded memory."""
+    """Upload ``(local, remote)`` pairs concurrently, with bounded memory; each file is
+    retried under ``retry`` (none by default)."""
     if not pairs:
         return
     tuning = tuning or Tuning(concurrency=concurrency)
@@ -222,7 +248,7 @@ def upload(
         for folder in {os.path.dirname(fs._strip_protocol(r)) for _, r in pairs}:
             os.makedirs(folder, exist_ok=True)
     sizes = [os.path.getsize(local) for local, _ in pairs]
-    _transfer(fs, "put", _as_jobs(pairs, sizes), callback, tuning)
+    _transfer(fs, "put", _as_jobs(pairs, sizes), callback, tuning, retry)
 
 
 def download(
@@ -233,6 +259,7 @@ def download(
     concurrency: int = DEFAULT_CONCURRENCY,
     sizes: Sequence[int | None] | None = None,
     tuning: Tuning | None = None,
+    retry: RetryPolicy | None = None,
 ) -> None:
     """Download ``(remote, local)`` pairs concurrently into existing or new folders.
 
@@ -244,7 +271,7 @@ def download(
     tuning = tuning or Tuning(concurrency=concurrency)
     for folder in {os.path.dirname(lp) for _, lp in pairs}:
         os.makedirs(folder, exist_ok=True)
-    _transfer(fs, "get", _as_jobs(pairs, sizes), callback, tuning)
+    _transfer(fs, "get", _as_jobs(pairs, sizes), callback, tuning, retry)
 
 
 def copy_objects(
@@ -252,6 +279,7 @@ def copy_objects(
     pairs: Sequence[tuple[str, str]],
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
+    retry: RetryPolicy | None = None,
 ) -> None:
     """Copy ``(remote, remote)`` pairs inside the store, server-side where the backend
     can (S3 ``CopyObject``, GCS rewrite, Azure copy): no byte goes through this machine.
@@ -268,16 +296,21 @@ def copy_objects(
             os.makedirs(folder, exist_ok=True)
     jobs = _as_jobs(pairs, None)
     tuning = Tuning(concurrency=concurrency)
+    policy = retry or RetryPolicy.never()
     if _is_async(fs):
         from fsspec.asyn import sync
         from fsspec.callbacks import DEFAULT_CALLBACK
 
         async def run(job: Job, child: Callback) -> None:
-            await fs._cp_file(job.src, job.dst)
+            await policy.acall(lambda: fs._cp_file(job.src, job.dst), what=f"copy {job.src}")
 
         sync(fs.loop, _run_bounded, jobs, [0] * len(jobs), run, DEFAULT_CALLBACK, tuning)
         return
-    _run_threads(lambda job: fs.cp_file(job.src, job.dst), jobs, concurrency)
+
+    def one(job: Job) -> None:
+        policy.call(lambda: fs.cp_file(job.src, job.dst), what=f"copy {job.src}")
+
+    _run_threads(one, jobs, concurrency)
 
 
 def unchanged_files(files: Mapping[str, FileEntry], previous: Mapping[str, FileEntry] | None) -> set[str]:

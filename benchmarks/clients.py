@@ -1,0 +1,239 @@
+"""One benchmark operation in a fresh process; prints one JSON line on stdout.
+
+Run by ``run.py`` with the interpreter of the tool being measured (this project's venv,
+or the benchmark venv holding modelkit 0.1.3), so this file imports nothing from the
+project at module level. Every operation reports ``seconds`` (the operation alone,
+imports excluded) and ``maxrss_mb`` (the process's peak resident memory, imports
+included); ``exec`` runs a command (the AWS CLI) and reports its wall time and peak RSS.
+
+Environment: ``BENCH_ENDPOINT`` (the proxy's URL), ``BENCH_BUCKET``, ``AWS_*`` test keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def _rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _emit(seconds: float, **extra: Any) -> None:
+    print(json.dumps({"seconds": seconds, "maxrss_mb": round(_rss_mb(), 1), **extra}), flush=True)
+
+
+def _timed(action: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def _endpoint() -> str:
+    return os.environ["BENCH_ENDPOINT"]
+
+
+def _bucket() -> str:
+    return os.environ["BENCH_BUCKET"]
+
+
+# -- this project ---------------------------------------------------------------------
+def _ours_store(prefix: str) -> Any:
+    from modelkit_assets import AssetStore
+
+    return AssetStore(f"s3://{_bucket()}/{prefix}", storage_options={"endpoint_url": _endpoint()})
+
+
+def ours_publish(args: argparse.Namespace) -> None:
+    store = _ours_store(args.prefix)
+    _emit(_timed(lambda: store.new(args.src, args.name)))
+
+
+def ours_update(args: argparse.Namespace) -> None:
+    store = _ours_store(args.prefix)
+    _emit(_timed(lambda: store.update(args.src, args.name)))
+
+
+def ours_fetch(args: argparse.Namespace) -> None:
+    from modelkit_assets import AssetsManager
+
+    manager = AssetsManager(store=_ours_store(args.prefix), assets_dir=args.dest)
+    _emit(_timed(lambda: manager.fetch(args.spec)))
+
+
+def ours_list(args: argparse.Namespace) -> None:
+    store = _ours_store(args.prefix)
+    found: list[Any] = []
+    seconds = _timed(lambda: found.extend(store.list()))
+    _emit(seconds, assets=len(found))
+
+
+def ours_cached(args: argparse.Namespace) -> None:
+    """Median of ``--repeat`` pinned fetches already in the cache (run with the server
+    stopped: any request would fail)."""
+    from modelkit_assets import AssetsManager
+
+    manager = AssetsManager(store=_ours_store(args.prefix), assets_dir=args.dest)
+    manager.fetch(args.spec)
+    _emit(*_repeat(lambda: manager.fetch(args.spec), args.repeat))
+
+
+def _repeat(action: Callable[[], Any], repeat: int) -> tuple[float, ...]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter_ns()
+        action()
+        times.append(time.perf_counter_ns() - start)
+    return (statistics.median(times) / 1e9,)
+
+
+# -- modelkit 0.1.3 -------------------------------------------------------------------
+def _modelkit_provider(prefix: str) -> Any:
+    from modelkit.assets.remote import StorageProvider
+
+    return StorageProvider(
+        provider="s3",
+        bucket=_bucket(),
+        prefix=prefix,
+        s3_endpoint=_endpoint(),
+        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        aws_default_region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
+
+
+def _quiet_modelkit() -> None:
+    # modelkit logs every object through structlog: keep the terminal (and timing) clean
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+
+
+def modelkit_publish(args: argparse.Namespace) -> None:
+    _quiet_modelkit()
+    provider = _modelkit_provider(args.prefix)
+    _emit(_timed(lambda: provider.new(args.src, args.name, "0.0")))
+
+
+def modelkit_fetch(args: argparse.Namespace) -> None:
+    _quiet_modelkit()
+    from modelkit.assets.manager import AssetsManager
+
+    os.makedirs(args.dest, exist_ok=True)
+    manager = AssetsManager(assets_dir=args.dest, storage_provider=_modelkit_provider(args.prefix))
+    _emit(_timed(lambda: manager.fetch_asset(args.spec)))
+
+
+def modelkit_list(args: argparse.Namespace) -> None:
+    _quiet_modelkit()
+    provider = _modelkit_provider(args.prefix)
+    found: list[Any] = []
+    seconds = _timed(lambda: found.extend(provider.iterate_assets()))
+    _emit(seconds, assets=len(found))
+
+
+def modelkit_cached(args: argparse.Namespace) -> None:
+    _quiet_modelkit()
+    from modelkit.assets.manager import AssetsManager
+
+    os.makedirs(args.dest, exist_ok=True)
+    manager = AssetsManager(assets_dir=args.dest, storage_provider=_modelkit_provider(args.prefix))
+    manager.fetch_asset(args.spec)
+    _emit(*_repeat(lambda: manager.fetch_asset(args.spec), args.repeat))
+
+
+# -- raw s3fs -------------------------------------------------------------------------
+def _s3fs() -> Any:
+    import s3fs
+
+    return s3fs.S3FileSystem(endpoint_url=_endpoint())
+
+
+def _local_files(root: str) -> list[str]:
+    if os.path.isfile(root):
+        return [root]
+    found = []
+    for folder, _, names in os.walk(root):
+        found.extend(os.path.join(folder, n) for n in names)
+    return sorted(found)
+
+
+def s3fs_put(args: argparse.Namespace) -> None:
+    """Batch ``put`` of explicit path lists, s3fs defaults otherwise."""
+    fs = _s3fs()
+    local = _local_files(args.src)
+    base = args.src if os.path.isdir(args.src) else os.path.dirname(args.src)
+    remote = [f"{_bucket()}/{args.prefix}/{os.path.relpath(p, base)}" for p in local]
+    _emit(_timed(lambda: fs.put(local, remote)))
+
+
+def s3fs_get(args: argparse.Namespace) -> None:
+    fs = _s3fs()
+    root = f"{_bucket()}/{args.prefix}"
+
+    def run() -> None:
+        remote = sorted(fs.find(root))  # one paginated listing, as a user would
+        local = [os.path.join(args.dest, os.path.relpath(p, root)) for p in remote]
+        for folder in {os.path.dirname(p) for p in local}:
+            os.makedirs(folder, exist_ok=True)
+        fs.get(remote, local)
+
+    _emit(_timed(run))
+
+
+# -- any command (the AWS CLI) --------------------------------------------------------
+def exec_command(args: argparse.Namespace) -> None:
+    start = time.perf_counter()
+    done = subprocess.run(args.command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        sys.stderr.write(done.stderr.decode(errors="replace")[-2000:])
+        raise SystemExit(done.returncode)
+    print(
+        json.dumps({"seconds": seconds, "maxrss_mb": round(_rss_mb(resource.RUSAGE_CHILDREN), 1)}),
+        flush=True,
+    )
+
+
+OPERATIONS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "ours-publish": ours_publish,
+    "ours-update": ours_update,
+    "ours-fetch": ours_fetch,
+    "ours-list": ours_list,
+    "ours-cached": ours_cached,
+    "modelkit-publish": modelkit_publish,
+    "modelkit-fetch": modelkit_fetch,
+    "modelkit-list": modelkit_list,
+    "modelkit-cached": modelkit_cached,
+    "s3fs-put": s3fs_put,
+    "s3fs-get": s3fs_get,
+    "exec": exec_command,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("operation", choices=sorted(OPERATIONS))
+    parser.add_argument("--src")
+    parser.add_argument("--dest")
+    parser.add_argument("--prefix", default="")
+    parser.add_argument("--name")
+    parser.add_argument("--spec")
+    parser.add_argument("--repeat", type=int, default=2000)
+    parser.add_argument("command", nargs="*")
+    args = parser.parse_args()
+    OPERATIONS[args.operation](args)
+
+
+if __name__ == "__main__":
+    main()
