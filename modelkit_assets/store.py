@@ -43,12 +43,14 @@ from modelkit_assets.errors import (
     ConfigurationError,
     IntegrityError,
     InvalidMetaError,
+    InvalidNameError,
+    InvalidSpecError,
     InvalidVersionError,
     PublishConflictError,
     VersionExistsError,
     VersionNotFoundError,
 )
-from modelkit_assets.layout import META_SUFFIX, RemoteLayout
+from modelkit_assets.layout import META_SUFFIX, VERSIONS_SUFFIX, RemoteLayout
 from modelkit_assets.manifest import AssetMeta, FileEntry
 from modelkit_assets.source import Source, scan_source
 from modelkit_assets.spec import AssetSpec, check_name
@@ -197,6 +199,34 @@ class AssetStore:
         assert self._root is not None
         return RemoteLayout(self._root)
 
+    def _check_name(self, name: str) -> str:
+        """``check_name``, plus the names the remote layout cannot tell apart (G1, G5).
+
+        Asset ``a/1.0/b`` would live inside the data of ``a:1.0`` (its upload could
+        overwrite a published file, and a published file could forge its commit), and
+        ``a.versions`` or ``a/0.0.meta`` would collide with the index or a commit of
+        ``a``. Such names are refused for reading and writing alike.
+
+        Raises
+        ------
+        InvalidNameError
+        """
+        check_name(name)
+        systems = {self.versioning, *(get_versioning(n) for n in ("major_minor", "simple_date"))}
+        for segment in name.split("/")[1:]:
+            if any(system.is_valid(segment) for system in systems):
+                raise InvalidNameError(
+                    f"Asset name {name!r} has a segment {segment!r} that is a version: its files would "
+                    "mix with that version of the parent asset; rename the segment (e.g. `v1.0`)."
+                )
+        for segment in name.split("/"):
+            if segment.endswith((META_SUFFIX, VERSIONS_SUFFIX)):
+                raise InvalidNameError(
+                    f"Asset name {name!r} has a segment ending in `{META_SUFFIX}` or `{VERSIONS_SUFFIX}`, "
+                    "which the store layout reserves; rename it."
+                )
+        return name
+
     def _where(self, name: str, version: str | None = None) -> str:
         return f"{name}:{version}" if version else name
 
@@ -221,7 +251,7 @@ class AssetStore:
         AssetNotFoundError
             If the asset has no committed version in this versioning system.
         """
-        check_name(name)
+        self._check_name(name)
         entries = self._listing(name)
         versions = self._committed(entries)
         if not versions:
@@ -268,7 +298,7 @@ class AssetStore:
         ------
         VersionNotFoundError, InvalidMetaError
         """
-        check_name(name)
+        self._check_name(name)
         self.versioning.check(version)
         key = self.layout.meta(name, version)
         try:
@@ -303,7 +333,7 @@ class AssetStore:
         ------
         AssetExistsError, InvalidVersionError, InvalidSourceError
         """
-        check_name(name)
+        self._check_name(name)
         if version is not None:
             self._check_pinned(name, version)
         existing = self._committed(self._listing(name))
@@ -335,7 +365,7 @@ class AssetStore:
         """
         spec = AssetSpec.parse(spec) if isinstance(spec, str) else spec
         if spec.sub_part:
-            raise AssetNotFoundError(f"`update` takes NAME or NAME:MAJOR, not a sub-part ({spec}).")
+            raise InvalidSpecError(f"`update` takes NAME or NAME:MAJOR, not a sub-part ({spec}).")
         if spec.version is not None:
             self.versioning.check(spec.version)
         existing = self.versions(spec.name)
@@ -520,6 +550,9 @@ class AssetStore:
             except FileExistsError:
                 return None
             if key != _NEW_KEY:
+                if self._meta_exists(name, key):
+                    # the dead writer finished: its version is published and never touched (G1)
+                    return None
                 # the dead writer may have left data behind: start from a clean prefix
                 self._remove_quietly(self.layout.data(name, key))
             return Claim(key, key, attempt + 1, writer)
