@@ -175,3 +175,34 @@ def test_startup_benchmark_prints_a_table_and_skips_a_missing_modelkit(tmp_path:
     ]
     for row in rows:
         assert re.search(r"\| \d+ ms \| \d+ ms \| \d+ ms \| [+-]\d+ ms \| \d+ ms \|$", row), row
+
+
+def test_shell_completion_of_commands_and_options(env: dict[str, str]) -> None:
+    commands = subprocess.run(
+        [str(CLI)],
+        env={
+            **env,
+            "_MODELKIT_ASSETS_COMPLETE": "complete_bash",
+            "COMP_WORDS": "modelkit-assets ver",
+            "COMP_CWORD": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (commands.returncode, commands.stdout.split()) == (0, ["versions"])
+    options = subprocess.run(
+        [str(CLI)],
+        env={
+            **env,
+            "_MODELKIT_ASSETS_COMPLETE": "complete_bash",
+            "COMP_WORDS": "modelkit-assets fetch x --f",
+            "COMP_CWORD": "3",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert options.stdout.split() == ["--force"]
