@@ -183,7 +183,7 @@ def test_shell_completion_of_commands_and_options(env: dict[str, str]) -> None:
         env={
             **env,
             "_MODELKIT_ASSETS_COMPLETE": "complete_bash",
-            "COMP_WORDS": "modelkit-assets ver",
+            "COMP_WORDS": "modelkit-assets vers",
             "COMP_CWORD": "1",
         },
         capture_output=True,
