@@ -39,6 +39,7 @@ class LatencyProxy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
+        self._main: asyncio.Task[None] | None = None
         self._ready = threading.Event()
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -74,10 +75,13 @@ class LatencyProxy:
                     put.cancel()
         except (ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            sender.cancel()  # shutting down: drop what is still in flight
+            raise
         finally:
-            if not sender.done():
+            if not sender.done() and not sender.cancelling():
                 await queue.put((time.monotonic() + self.one_way, b""))
-            with contextlib.suppress(ConnectionError, OSError):
+            with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
                 await sender
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
@@ -86,9 +90,16 @@ class LatencyProxy:
         try:
             await asyncio.sleep(2 * self.one_way)  # the handshake's round trip
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-            await asyncio.gather(
-                self._pump(client_reader, upstream_writer), self._pump(upstream_reader, client_writer)
-            )
+            pumps = [
+                asyncio.create_task(self._pump(client_reader, upstream_writer)),
+                asyncio.create_task(self._pump(upstream_reader, client_writer)),
+            ]
+            try:
+                await asyncio.gather(*pumps)
+            finally:
+                for pump in pumps:
+                    pump.cancel()
+                await asyncio.gather(*pumps, return_exceptions=True)
         except (ConnectionError, OSError):
             pass
         finally:
@@ -114,10 +125,21 @@ class LatencyProxy:
         """Serve in a daemon thread; returns once the port is bound."""
 
         def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            with contextlib.suppress(asyncio.CancelledError):
-                self._loop.run_until_complete(self.serve())
-            self._loop.close()
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+            self._main = loop.create_task(self.serve())
+            try:
+                loop.run_until_complete(self._main)
+            except asyncio.CancelledError:
+                pass
+            finally:
+                # unwind every connection before the loop goes: no task left to the GC
+                pending = asyncio.all_tasks(loop)
+                for task in pending:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.close()
 
         self._thread = threading.Thread(target=run, name="latency-proxy", daemon=True)
         self._thread.start()
@@ -126,15 +148,8 @@ class LatencyProxy:
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._server is not None:
-            loop, server = self._loop, self._server
-
-            def close() -> None:
-                server.close()
-                for task in asyncio.all_tasks(loop):
-                    task.cancel()
-
-            loop.call_soon_threadsafe(close)
+        if self._loop is not None and self._main is not None:
+            self._loop.call_soon_threadsafe(self._main.cancel)
         if self._thread is not None:
             self._thread.join(10)
 
