@@ -174,11 +174,60 @@ def list_dir(fs: AbstractFileSystem, path: str) -> list[dict[str, Any]]:
     try:
         entries = fs.ls(path, detail=True)
     except FileNotFoundError:
-        return []
+        entries = []
     except NotADirectoryError:
         return []
+    if not entries:
+        # object stores answer "nothing here" for a missing bucket too: tell them apart
+        check_bucket(fs, path)
     # some backends list a file path as itself
     return [e for e in entries if e["name"].rstrip("/") != path.rstrip("/") or e["type"] == "directory"]
+
+
+class MissingBucketError(Exception):
+    """The bucket or container of a path does not exist (``translate_error`` makes it a
+    ``StoreNotFoundError`` naming the store)."""
+
+
+def check_bucket(fs: AbstractFileSystem, path: str) -> None:
+    """Raise ``MissingBucketError`` if ``path``'s bucket or container does not exist.
+
+    Only called when a listing came back empty, so the extra request is paid on the
+    rare paths (a new asset, a wrong store URL). Credentials allowed to read objects but
+    not to look at the bucket itself get the benefit of the doubt.
+    """
+    if is_local(fs) or _is_memory(fs):
+        return
+    bucket = fs._strip_protocol(path).lstrip("/").split("/", 1)[0]
+    if not bucket:
+        return
+    try:
+        exists = _bucket_exists(fs, bucket)
+    except Exception:  # no right to look at the bucket itself: the listing's answer stands
+        return
+    if not exists:
+        raise MissingBucketError("the bucket does not exist")
+
+
+def _bucket_exists(fs: AbstractFileSystem, bucket: str) -> bool:
+    """One request that tells a missing bucket apart (the backends' own ``exists`` hide
+    errors: s3fs answers ``False`` when refused, adlfs warns and answers ``True``)."""
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    try:
+        if "s3" in protocols:
+            fs.call_s3("list_objects_v2", Bucket=bucket, MaxKeys=1)
+        elif "gs" in protocols:
+            fs.call("GET", "b/{}", bucket, json_out=True)
+        elif protocols & {"az", "abfs"}:
+            from fsspec.asyn import sync
+
+            return bool(sync(fs.loop, fs.service_client.get_container_client(bucket).exists))
+        else:
+            fs.invalidate_cache(bucket)
+            return bool(fs.exists(bucket))
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def basename(path: str) -> str:
@@ -196,6 +245,12 @@ _UNREACHABLE_NAMES = (
 )
 _PERMISSION_NAMES = (
     "AccessDenied",
+    "AuthorizationFailure",
+    "AuthorizationPermissionMismatch",
+    "AuthenticationFailed",
+    "RefreshError",
+    "DefaultCredentialsError",
+    "Invalid Credentials",
     "Forbidden",
     "ClientAuthenticationError",
     "InvalidAccessKeyId",
@@ -229,14 +284,37 @@ def store_errors(store: str, action: str) -> Iterator[None]:
         raise translate_error(err, store, action) from err
 
 
+def _http_status(err: BaseException) -> int | None:
+    """The HTTP status of an SDK error (azure ``status_code``, gcsfs ``code``, botocore's
+    response metadata), if it carries one."""
+    for attr in ("status_code", "code", "status"):
+        value = getattr(err, attr, None)
+        if isinstance(value, int):
+            return value
+    response = getattr(err, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status if isinstance(status, int) else None
+    return None
+
+
 def translate_error(err: BaseException, store: str, action: str) -> StoreError:
     names = " ".join(_names(err))
-    if isinstance(err, PermissionError) or any(n in names for n in _PERMISSION_NAMES):
+    if (
+        isinstance(err, PermissionError)
+        or any(n in names for n in _PERMISSION_NAMES)
+        or _http_status(err) in (401, 403)
+    ):
         return StorePermissionError(
             f"The store {store} refused to {action}: permission denied. Check the credentials "
             "and their rights on this bucket or folder."
         )
-    if "NoSuchBucket" in names or "ContainerNotFound" in names or "bucket does not exist" in names.lower():
+    if (
+        isinstance(err, MissingBucketError)
+        or "NoSuchBucket" in names
+        or "ContainerNotFound" in names
+        or "bucket does not exist" in names.lower()
+    ):
         return StoreNotFoundError(
             f"The bucket or container of {store} does not exist; create it or fix the store URL."
         )

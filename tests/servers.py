@@ -140,7 +140,12 @@ def start_moto(log_dir: Path, *, auth: bool = False) -> Server:
 
 def enable_moto_auth(server: Server) -> None:
     """From now on moto checks every request's access key and IAM policy."""
-    request = urllib.request.Request(server.url + "/moto-api/reset-auth", data=b"0", method="POST")
+    request = urllib.request.Request(
+        server.url + "/moto-api/reset-auth",
+        data=b"0",
+        method="POST",
+        headers={"Content-Type": "text/plain"},  # a form body would be parsed away
+    )
     with urllib.request.urlopen(request, timeout=10) as answer:
         json.loads(answer.read())
 

@@ -1,0 +1,255 @@
+"""Backend failures map to the same clear ``StoreError`` subclasses on every cloud, and
+never quote a credential: missing bucket, wrong credentials, permission denied,
+unreachable endpoint. Each case is produced by the real client against a real server,
+except where an emulator cannot produce it (said in the test)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+import pytest
+import servers
+
+from modelkit_assets import AssetStore
+from modelkit_assets.errors import (
+    StoreError,
+    StoreNotFoundError,
+    StorePermissionError,
+    StoreUnreachableError,
+)
+
+pytestmark = pytest.mark.cloud
+
+CLOUDS = ["s3", "gcs", "azure"]
+
+
+def _raises(cls: type[StoreError], call: object, *secrets: str) -> StoreError:
+    """``call()`` raises exactly ``cls`` with a one-line message free of ``secrets``."""
+    with pytest.raises(cls) as info:
+        call()  # type: ignore[operator]
+    err = info.value
+    message = str(err)
+    assert "\n" not in message and "://" in message, message  # one line, names the store
+    for secret in secrets:
+        assert secret not in message and secret not in repr(err), message
+    return err
+
+
+def _server(request: pytest.FixtureRequest, backend: str) -> servers.Server:
+    return request.getfixturevalue({"s3": "s3_server", "gcs": "gcs_server", "azure": "azure_server"}[backend])
+
+
+# -- missing bucket ---------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", CLOUDS)
+def test_missing_bucket(request: pytest.FixtureRequest, backend: str, sample_file: Path) -> None:
+    server = _server(request, backend)
+    options = servers.storage_options(backend, server.url)
+    url = f"{servers.PROTOCOLS[backend]}://missing{uuid.uuid4().hex[:12]}/assets"
+    store = AssetStore(url, options)
+    secret = json.dumps(options)
+    for call in (
+        lambda: store.versions("a"),
+        lambda: list(store.list()),
+        lambda: store.new(sample_file, "a"),
+    ):
+        err = _raises(StoreNotFoundError, call, secret, servers.AZURITE_KEY)
+        assert "does not exist" in str(err) and url in str(err)
+
+
+# -- wrong credentials and permission denied --------------------------------------------------
+@pytest.fixture(scope="session")
+def s3_auth(server_logs: Path) -> Iterator[dict[str, str]]:
+    """A moto server that enforces IAM: a bucket, and a reader allowed to list and get only."""
+    import boto3
+    from conftest import _start
+
+    server = _start(lambda: servers.start_moto(server_logs, auth=True))
+    try:
+        admin = {
+            "endpoint_url": server.url,
+            "aws_access_key_id": "AKIAADMINADMINADMIN0",
+            "aws_secret_access_key": "admin-secret",
+            "region_name": "us-east-1",
+        }
+        boto3.client("s3", **admin).create_bucket(Bucket="guarded")
+        iam = boto3.client("iam", **admin)
+        iam.create_user(UserName="reader")
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}],
+        }
+        iam.put_user_policy(UserName="reader", PolicyName="read-only", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        servers.enable_moto_auth(server)
+        yield {"url": server.url, "key": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
+    finally:
+        server.stop()
+
+
+def test_s3_wrong_credentials(s3_auth: dict[str, str]) -> None:
+    secret = "wrong-secret-" + uuid.uuid4().hex
+    store = AssetStore(
+        "s3://guarded/assets",
+        {"endpoint_url": s3_auth["url"], "key": "AKIAWRONGWRONG000000", "secret": secret},
+    )
+    err = _raises(StorePermissionError, lambda: store.versions("a"), secret, "AKIAWRONGWRONG000000")
+    assert "credentials" in str(err)
+
+
+def test_s3_permission_denied(s3_auth: dict[str, str], sample_file: Path) -> None:
+    options = {"endpoint_url": s3_auth["url"], "key": s3_auth["key"], "secret": s3_auth["secret"]}
+    store = AssetStore("s3://guarded/assets", options)
+    assert list(store.list()) == []  # reading is allowed
+    _raises(StorePermissionError, lambda: store.new(sample_file, "a"), s3_auth["secret"], s3_auth["key"])
+
+
+def _azure_container(server: servers.Server) -> str:
+    container = f"c{uuid.uuid4().hex[:12]}"
+    fsspec.filesystem("az", **servers.storage_options("azure", server.url)).mkdir(container)
+    return container
+
+
+def test_azure_wrong_credentials(azure_server: servers.Server) -> None:
+    container = _azure_container(azure_server)
+    wrong_key = "A" * 20 + servers.AZURITE_KEY[20:]
+    options = {"connection_string": servers.azurite_connection_string(azure_server.url, key=wrong_key)}
+    store = AssetStore(f"az://{container}/assets", options)
+    err = _raises(StorePermissionError, lambda: store.versions("a"), wrong_key, servers.AZURITE_KEY)
+    assert "credentials" in str(err)
+
+
+def test_azure_permission_denied(azure_server: servers.Server, sample_file: Path) -> None:
+    """A container SAS that may read and list but not write."""
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    container = _azure_container(azure_server)
+    sas = generate_container_sas(
+        account_name=servers.AZURITE_ACCOUNT,
+        container_name=container,
+        account_key=servers.AZURITE_KEY,
+        permission=ContainerSasPermissions(read=True, list=True),
+        expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+    )
+    options = {
+        "connection_string": (
+            f"BlobEndpoint={azure_server.url}/{servers.AZURITE_ACCOUNT};SharedAccessSignature={sas}"
+        )
+    }
+    store = AssetStore(f"az://{container}/assets", options)
+    assert list(store.list()) == []
+    signature = sas.split("sig=")[1].split("&")[0]
+    _raises(StorePermissionError, lambda: store.new(sample_file, "a"), signature, sas)
+
+
+@pytest.mark.slow
+def test_gcs_wrong_credentials(gcs_server: servers.Server, tmp_path: Path) -> None:
+    """A service-account key the token endpoint refuses (fake-gcs-server checks no token,
+    so the refusal comes from the OAuth exchange google-auth makes before any request).
+    Slow: gcsfs retries a 401 six times (about 30 s of backoff)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        .decode()
+    )
+    key_file = tmp_path / "service-account.json"
+    key_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "test",
+                "private_key_id": "0" * 40,
+                "private_key": pem,
+                "client_email": "robot@test.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": f"{gcs_server.url}/oauth2/token",
+            }
+        )
+    )
+    store = AssetStore("gs://any-bucket/assets", {"endpoint_url": gcs_server.url, "token": str(key_file)})
+    err = _raises(StorePermissionError, lambda: store.versions("a"), pem.splitlines()[1])
+    assert "credentials" in str(err)
+
+
+class _Forbidden(http.server.BaseHTTPRequestHandler):
+    """Answers every request as GCS answers a principal without rights (fake-gcs-server
+    has no IAM, so permission denied cannot come from it)."""
+
+    def _deny(self) -> None:
+        body = json.dumps(
+            {
+                "error": {
+                    "code": 403,
+                    "message": "robot does not have storage.objects.list access to the bucket.",
+                    "errors": [{"reason": "forbidden", "domain": "global"}],
+                }
+            }
+        ).encode()
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _deny
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_gcs_permission_denied() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Forbidden)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        store = AssetStore("gs://bucket/assets", {"endpoint_url": url, "token": "anon"})
+        _raises(StorePermissionError, lambda: store.versions("a"))
+        _raises(StorePermissionError, lambda: list(store.list()))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+# -- unreachable endpoint ---------------------------------------------------------------------
+def test_s3_unreachable() -> None:
+    options = {
+        "endpoint_url": f"http://127.0.0.1:{servers.closed_port()}",
+        "key": servers.S3_KEY,
+        "secret": servers.S3_SECRET,
+        "config_kwargs": {"retries": {"max_attempts": 1}},
+    }
+    store = AssetStore("s3://bucket/assets", options)
+    err = _raises(StoreUnreachableError, lambda: store.versions("a"), servers.S3_SECRET)
+    assert "endpoint" in str(err)
+
+
+def test_azure_unreachable() -> None:
+    from azure.storage.blob.aio import BlobServiceClient
+
+    conn = servers.azurite_connection_string(f"http://127.0.0.1:{servers.closed_port()}")
+    store = AssetStore("az://bucket/assets", {"connection_string": conn})
+    # the SDK's default policy retries for ~85 s (15 s, 18 s, 24 s backoff): keep the test fast
+    store.fs.service_client = BlobServiceClient.from_connection_string(conn, retry_total=0)
+    _raises(StoreUnreachableError, lambda: store.versions("a"), servers.AZURITE_KEY)
+
+
+@pytest.mark.slow
+def test_gcs_unreachable() -> None:
+    """gcsfs retries a refused connection 6 times (about 30 s of backoff, not tunable)."""
+    store = AssetStore(
+        "gs://bucket/assets", {"endpoint_url": f"http://127.0.0.1:{servers.closed_port()}", "token": "anon"}
+    )
+    _raises(StoreUnreachableError, lambda: store.versions("a"))
