@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
-from collections.abc import Iterator
+import tempfile
+import weakref
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from modelkit_assets.errors import InvalidMetaError, InvalidSourceError, InvalidSubPartError
 from modelkit_assets.manifest import HASH_CHUNK, FileEntry, check_paths
@@ -43,6 +47,13 @@ class Source:
 
     def entries(self) -> dict[str, FileEntry]:
         return {f.path: FileEntry(size=f.size, sha256=f.sha256) for f in self.files}
+
+    def close(self) -> None:
+        """Remove the temporary copy of a remote source now (it is otherwise removed when
+        the source is garbage-collected); a no-op for a local source."""
+        cleanup = self.__dict__.get("_cleanup")
+        if cleanup is not None:
+            cleanup()
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -84,15 +95,104 @@ def _walk(root: Path) -> Iterator[tuple[str, Path]]:
                 )
 
 
-def scan_source(path: str | os.PathLike[str], *, workers: int = 8) -> Source:
-    """Check and hash a local file or folder.
+def is_remote(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an fsspec URL of another filesystem than the local disk."""
+    text = os.fspath(path)
+    return "://" in text and not text.lower().startswith(("file://", "local://"))
+
+
+def scan_source(
+    path: str | os.PathLike[str],
+    *,
+    workers: int = 8,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Source:
+    """Check and hash a local file or folder, or copy in a remote one (an fsspec URL,
+    read with ``storage_options``) and check it the same way.
 
     Raises
     ------
     InvalidSourceError
         If the path does not exist, a folder is empty, or holds symlinks, special
         files, unreadable files, unsafe names or names that collide by case.
+    StoreError
+        If a remote source cannot be read (permission, unreachable endpoint).
     """
+    if is_remote(path):
+        return _copy_remote(os.fspath(path), storage_options or {}, workers=workers)
+    text = os.fspath(path)
+    if text.lower().startswith("file://"):
+        from fsspec.implementations.local import LocalFileSystem
+
+        path = LocalFileSystem._strip_protocol(text)
+    return _scan_local(path, workers=workers)
+
+
+def _copy_remote(url: str, storage_options: Mapping[str, Any], *, workers: int) -> Source:
+    """Download a remote file or folder into a private temporary folder, streamed file by
+    file to disk (never whole in memory), then check and hash it like a local source.
+
+    Every remote name is checked before anything is written, so a key such as
+    ``a/../../x`` can never place a file outside the temporary folder (G5). The folder
+    is removed when the returned ``Source`` is garbage-collected or closed.
+    """
+    from modelkit_assets.backend import open_filesystem, redact_url, store_errors
+    from modelkit_assets.transfer import download
+
+    display = redact_url(url)
+    with store_errors(display, "read the source"):
+        fs, root = open_filesystem(url, storage_options)
+        root = root.rstrip("/")
+        try:
+            fs.invalidate_cache(root)
+            info = fs.info(root)
+        except FileNotFoundError:
+            raise InvalidSourceError(
+                f"{display} does not exist; give the URL of a file or folder to publish."
+            ) from None
+        if info["type"] == "directory":
+            prefix = root + "/"
+            names = sorted(
+                name
+                for name, entry in fs.find(root, detail=True).items()
+                if entry["type"] == "file" and not name.endswith("/") and name.startswith(prefix)
+            )
+            relative = [name[len(prefix) :] for name in names]
+            if not relative:
+                raise InvalidSourceError(f"{display} holds no file: there is nothing to publish.")
+        else:
+            names = [root]
+            relative = [root.rsplit("/", 1)[-1]]
+        try:
+            for rel in relative:
+                check_relative_path(rel, what="file name")
+            check_paths(relative, where=f"The folder {display}")
+        except (InvalidSubPartError, InvalidMetaError) as err:
+            raise InvalidSourceError(f"{err} Rename it before publishing.") from err
+        is_directory = info["type"] == "directory"
+        workdir = tempfile.mkdtemp(prefix="modelkit-assets-source-")
+        target = os.path.join(workdir, "tree") if is_directory else os.path.join(workdir, relative[0])
+        pairs = [
+            (name, os.path.join(target, *rel.split("/")) if is_directory else target)
+            for name, rel in zip(names, relative, strict=True)
+        ]
+        try:
+            download(fs, pairs, concurrency=workers)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+    try:
+        local = _scan_local(target, workers=workers)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    source = Source(root=display, is_directory=is_directory, files=local.files)
+    # the temporary copy lives exactly as long as the Source that points into it
+    object.__setattr__(source, "_cleanup", weakref.finalize(source, shutil.rmtree, workdir, True))
+    return source
+
+
+def _scan_local(path: str | os.PathLike[str], *, workers: int = 8) -> Source:
     root = Path(path).expanduser()
     if not root.exists():
         raise InvalidSourceError(f"{root} does not exist; give the path of a file or folder to publish.")

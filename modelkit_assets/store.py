@@ -342,7 +342,7 @@ class AssetStore:
                 f"Asset {name} already exists in {self.display_url} (latest {existing[0]}); "
                 f"publish a new version with `modelkit-assets update PATH {name}`."
             )
-        source = scan_source(path)
+        source = scan_source(path, storage_options=self._source_options(path))
         first = version if version is not None else self.versioning.initial(())
         return PublishPlan(name, first, (), source, False, None, True, pinned=version is not None)
 
@@ -376,11 +376,20 @@ class AssetStore:
                     f"Version {version} of {spec.name} already exists in {self.display_url}; "
                     "published versions are never overwritten: pick another version."
                 )
-            source = scan_source(path)
+            source = scan_source(path, storage_options=self._source_options(path))
             return PublishPlan(spec.name, version, tuple(existing), source, False, None, False, pinned=True)
         version = self.versioning.next(existing, major=spec.version, bump_major=bump_major)
-        source = scan_source(path)
+        source = scan_source(path, storage_options=self._source_options(path))
         return PublishPlan(spec.name, version, tuple(existing), source, bump_major, spec.version, False)
+
+    def _source_options(self, path: str | os.PathLike[str]) -> Mapping[str, Any]:
+        """Storage options for a remote source: the store's own when the source is on the
+        same kind of storage (same endpoint and credentials, the usual case), otherwise
+        none, so the SDK's environment variables apply."""
+        text = os.fspath(path)
+        if "://" in text and text.split("://", 1)[0].lower() == self.url.split("://", 1)[0].lower():
+            return self._storage_options
+        return {}
 
     def _check_pinned(self, name: str, version: str) -> None:
         self.versioning.check(version)
