@@ -71,3 +71,41 @@ def test_listing_is_never_stale(store: AssetStore) -> None:
     create_exclusive(other, f"{folder}/two.meta", b"2")
     names = sorted(e["name"].rsplit("/", 1)[-1] for e in list_dir(store.fs, folder))
     assert names == ["one.meta", "two.meta"]
+
+
+@pytest.mark.cloud
+@pytest.mark.slow
+@pytest.mark.parametrize("cloud", ["s3", "gcs", "azure"])
+def test_list_of_500_assets_reads_concurrently(
+    request: pytest.FixtureRequest, cloud: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``list`` makes one listing per asset folder, many in flight at once (counted at
+    the filesystem, no timing involved)."""
+    url, options = request.getfixturevalue(f"{cloud}_store_factory")()
+    store = AssetStore(url, options, concurrency=16)
+    names = [f"team{i % 5}/asset{i:03d}" for i in range(500)]
+    store.fs.pipe({store.layout.meta(name, "0.0"): b"{}" for name in names})
+    calls: list[str] = []
+    in_flight = 0
+    peak = 0
+    lock = threading.Lock()
+    real_ls = store.fs.ls
+
+    def counting_ls(path: str, *args: object, **kwargs: object) -> object:
+        nonlocal in_flight, peak
+        with lock:
+            calls.append(path)
+            in_flight += 1
+            peak = max(peak, in_flight)
+        try:
+            return real_ls(path, *args, **kwargs)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    monkeypatch.setattr(store.fs, "ls", counting_ls)
+    listed = dict(store.list())
+    assert sorted(listed) == sorted(names)
+    assert all(versions == ["0.0"] for versions in listed.values())
+    assert len(calls) == 1 + 5 + 500  # the root, each team folder, each asset: never more
+    assert peak > 4, f"at most {peak} listings in flight: list is not concurrent"
