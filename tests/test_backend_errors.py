@@ -42,6 +42,16 @@ def _raises(cls: type[StoreError], call: object, *secrets: str) -> StoreError:
     return err
 
 
+@pytest.fixture
+def no_store_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One try per request at the store level: the SDKs' own retries already make these
+    failures slow, and the mapping is what is under test."""
+    from modelkit_assets.settings import get_settings
+
+    monkeypatch.setenv("MODELKIT_ASSETS_RETRIES", "1")
+    get_settings.cache_clear()
+
+
 def _server(request: pytest.FixtureRequest, backend: str) -> servers.Server:
     return request.getfixturevalue({"s3": "s3_server", "gcs": "gcs_server", "azure": "azure_server"}[backend])
 
@@ -149,6 +159,7 @@ def test_azure_permission_denied(azure_server: servers.Server, sample_file: Path
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("no_store_retries")
 def test_gcs_wrong_credentials(gcs_server: servers.Server, tmp_path: Path) -> None:
     """A service-account key the token endpoint refuses (fake-gcs-server checks no token,
     so the refusal comes from the OAuth exchange google-auth makes before any request).
@@ -224,6 +235,7 @@ def test_gcs_permission_denied() -> None:
 
 
 # -- unreachable endpoint ---------------------------------------------------------------------
+@pytest.mark.usefixtures("no_store_retries")
 def test_s3_unreachable() -> None:
     options = {
         "endpoint_url": f"http://127.0.0.1:{servers.closed_port()}",
@@ -236,6 +248,7 @@ def test_s3_unreachable() -> None:
     assert "endpoint" in str(err)
 
 
+@pytest.mark.usefixtures("no_store_retries")
 def test_azure_unreachable() -> None:
     from azure.storage.blob.aio import BlobServiceClient
 
@@ -247,6 +260,7 @@ def test_azure_unreachable() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("no_store_retries")
 def test_gcs_unreachable() -> None:
     """gcsfs retries a refused connection 6 times (about 30 s of backoff, not tunable)."""
     store = AssetStore(
