@@ -74,10 +74,13 @@ def open_filesystem(
     options = dict(storage_options or {})
     if protocol in ("s3", "s3a"):
         options.setdefault("use_listings_cache", False)
+        config = dict(options.get("config_kwargs") or {})
         if pool_size is not None:
-            config = dict(options.get("config_kwargs") or {})
             config.setdefault("max_pool_connections", max(10, pool_size))
-            options["config_kwargs"] = config
+        # retry.py retries each request with a bounded total: botocore's own retries (5
+        # attempts, legacy backoff) would multiply with ours
+        config.setdefault("retries", {"total_max_attempts": 2, "mode": "standard"})
+        options["config_kwargs"] = config
     try:
         fs, root = fsspec.core.url_to_fs(url, **options)
     except ImportError as err:
@@ -93,7 +96,25 @@ def open_filesystem(
                 "such as s3://bucket/prefix, gs://, az://, file:// or memory://."
             ) from err
         raise
+    _limit_backend_retries(fs, protocol, storage_options or {})
     return fs, root
+
+
+def _limit_backend_retries(fs: AbstractFileSystem, protocol: str, options: Mapping[str, Any]) -> None:
+    """Turn the backends' own retries down to one more try: retry.py retries every
+    request with jittered backoff and a deadline, and nested retries would multiply
+    (the Azure SDK waits 15 s, then 18 s, then 24 s by default). gcsfs fixes its retries
+    (6, up to 32 s apart) when its class is defined: they cannot be changed per store.
+    """
+    if protocol in ("s3", "s3a") and "retries" not in options:
+        fs.retries = 2
+    service = getattr(fs, "service_client", None) if protocol in ("az", "abfs", "abfss") else None
+    policy = getattr(getattr(service, "_config", None), "retry_policy", None)
+    if policy is not None and hasattr(policy, "total_retries") and hasattr(policy, "initial_backoff"):
+        policy.total_retries = min(policy.total_retries, 1)
+        policy.initial_backoff = min(policy.initial_backoff, 0.2)
+        if hasattr(policy, "random_jitter_range"):
+            policy.random_jitter_range = min(policy.random_jitter_range, 0.2)
 
 
 def is_local(fs: AbstractFileSystem) -> bool:

@@ -10,6 +10,8 @@
 | MODELKIT_ASSETS_CONCURRENCY           | files moved at once                   |
 | MODELKIT_ASSETS_CLAIM_TTL_S           | age after which a publish claim from another host is stale |
 | MODELKIT_ASSETS_OFFLINE               | never touch the network               |
+| MODELKIT_ASSETS_RETRIES               | tries per store request (5)           |
+| MODELKIT_ASSETS_RETRY_DEADLINE_S      | no retry starts after this long (120) |
 
 modelkit's ``MODELKIT_STORAGE_PROVIDER``/``_BUCKET``/``_PREFIX``, ``S3_ENDPOINT`` and
 ``MODELKIT_STORAGE_FORCE_DOWNLOAD`` are honoured when ``MODELKIT_ASSETS_STORE`` is unset.
@@ -32,6 +34,8 @@ APP_NAME = "modelkit-assets"
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_CONCURRENCY = 32
 DEFAULT_CLAIM_TTL_S = 6 * 3600.0
+DEFAULT_RETRIES = 5
+DEFAULT_RETRY_DEADLINE_S = 120.0
 NO_STORE = "none"
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -111,6 +115,8 @@ class Settings:
     offline: bool = False
     force_download: bool = False
     embedded: bool = False
+    retries: int = DEFAULT_RETRIES
+    retry_deadline_s: float = DEFAULT_RETRY_DEADLINE_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -155,6 +161,8 @@ class Settings:
             offline=_flag(env.get("MODELKIT_ASSETS_OFFLINE")),
             force_download=_flag(env.get("MODELKIT_STORAGE_FORCE_DOWNLOAD")),
             embedded=embedded,
+            retries=int(_number(env, "MODELKIT_ASSETS_RETRIES", DEFAULT_RETRIES)),
+            retry_deadline_s=_number(env, "MODELKIT_ASSETS_RETRY_DEADLINE_S", DEFAULT_RETRY_DEADLINE_S),
         )
 
 

@@ -16,21 +16,25 @@ process gone, or older than the claim TTL) is resumed by the next publisher.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import datetime as dt
+import functools
 import getpass
 import json
+import logging
 import os
 import socket
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelkit_assets._version import __version__
 from modelkit_assets.backend import (
     basename,
     create_exclusive,
+    is_local,
     list_dir,
     open_filesystem,
     redact_url,
@@ -52,6 +56,7 @@ from modelkit_assets.errors import (
 )
 from modelkit_assets.layout import META_SUFFIX, VERSIONS_SUFFIX, RemoteLayout
 from modelkit_assets.manifest import AssetMeta, FileEntry
+from modelkit_assets.retry import RetryPolicy
 from modelkit_assets.source import Source, scan_source
 from modelkit_assets.spec import AssetSpec, check_name
 from modelkit_assets.transfer import copy_objects, download, unchanged_files, upload, verify_files
@@ -63,7 +68,9 @@ if TYPE_CHECKING:
 
     from modelkit_assets.settings import Settings
 
+logger = logging.getLogger(__name__)
 MAX_CLAIM_TRIES = 200
+T = TypeVar("T")
 _NEW_KEY = ".new"
 
 
@@ -138,9 +145,10 @@ class AssetStore:
         claim_ttl_s: float | None = None,
         settings: Settings | None = None,
         filesystem: AbstractFileSystem | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if settings is None and (
-            url is None or versioning is None or concurrency is None or claim_ttl_s is None
+            url is None or versioning is None or concurrency is None or claim_ttl_s is None or retry is None
         ):
             from modelkit_assets.settings import get_settings
 
@@ -168,6 +176,10 @@ class AssetStore:
         self.claim_ttl_s = claim_ttl_s or (settings.claim_ttl_s if settings else 6 * 3600.0)
         self._fs = filesystem
         self._root: str | None = None
+        self._retry = retry
+        self._retry_settings = (
+            (settings.retries, settings.retry_deadline_s) if settings is not None else (5, 120.0)
+        )
 
     @classmethod
     def from_env(cls) -> AssetStore:
@@ -227,13 +239,36 @@ class AssetStore:
                 )
         return name
 
+    @property
+    def retry(self) -> RetryPolicy:
+        """How each request is retried: ``retry=`` or the settings' ``MODELKIT_ASSETS_RETRIES``
+        and ``MODELKIT_ASSETS_RETRY_DEADLINE_S``; never on a local disk or memory."""
+        if self._retry is None:
+            from fsspec.implementations.memory import MemoryFileSystem
+
+            if is_local(self.fs) or isinstance(self.fs, MemoryFileSystem):
+                self._retry = RetryPolicy.never()
+            else:
+                attempts, deadline = self._retry_settings
+                self._retry = RetryPolicy(attempts=attempts, deadline_s=deadline)
+        return self._retry
+
+    def _request(self, action: str, func: Callable[[], T]) -> T:
+        """``func()`` (one store request), its errors translated and retried (retry.py)."""
+
+        def attempt() -> T:
+            with store_errors(self.display_url, action):
+                return func()
+
+        return self.retry.call(attempt, what=action)
+
     def _where(self, name: str, version: str | None = None) -> str:
         return f"{name}:{version}" if version else name
 
     # -- reading ------------------------------------------------------------------
     def _listing(self, name: str) -> list[dict[str, Any]]:
-        with store_errors(self.display_url, f"list {name}"):
-            return list_dir(self.fs, self.layout.asset_dir(name))
+        path = self.layout.asset_dir(name)
+        return self._request(f"list {name}", lambda: list_dir(self.fs, path))
 
     def _committed(self, entries: list[dict[str, Any]]) -> list[str]:
         found = [
@@ -302,8 +337,7 @@ class AssetStore:
         self.versioning.check(version)
         key = self.layout.meta(name, version)
         try:
-            with store_errors(self.display_url, f"read {name}:{version}"):
-                raw = self.fs.cat_file(key)
+            raw = self._request(f"read {name}:{version}", lambda: self.fs.cat_file(key))
         except FileNotFoundError:
             raise VersionNotFoundError(
                 f"Version {version} of {name} does not exist in {self.display_url}; see "
@@ -449,8 +483,10 @@ class AssetStore:
         """
         writer = uuid.uuid4().hex
         name = plan.name
+        new_claim = None
         if plan.is_new:
-            if self._acquire(name, _NEW_KEY, writer) is None:
+            new_claim = self._acquire(name, _NEW_KEY, writer)
+            if new_claim is None:
                 raise AssetExistsError(
                     f"Asset {name} is being created in {self.display_url} by another writer; "
                     f"use `modelkit-assets update PATH {name}` once it is published."
@@ -485,7 +521,11 @@ class AssetStore:
             publish_id=writer,
         )
         previous = None if plan.is_new else self.versioning.latest(committed, plan.major)
-        self._upload_data(plan.source, name, claim, callback, previous=previous)
+        try:
+            self._upload_data(plan.source, name, claim, callback, previous=previous)
+        except BaseException:
+            self._withdraw(name, claim, new_claim)
+            raise
         self._commit(meta)
         self.refresh_index(name)
         return meta
@@ -518,9 +558,12 @@ class AssetStore:
 
     def _meta_exists(self, name: str, version: str) -> bool:
         key = self.layout.meta(name, version)
-        with store_errors(self.display_url, f"check {name}:{version}"):
+
+        def check() -> bool:
             self.fs.invalidate_cache(key)
             return bool(self.fs.exists(key))
+
+        return self._request(f"check {name}:{version}", check)
 
     def _acquire(self, name: str, key: str, writer: str) -> Claim | None:
         """Own ``key`` (a version, or the creation of the asset), or return ``None``.
@@ -537,38 +580,64 @@ class AssetStore:
                 "tool_version": __version__,
             }
         ).encode()
-        attempt = 0
-        with store_errors(self.display_url, f"claim {name}:{key}"):
-            try:
-                create_exclusive(self.fs, self.layout.claim(name, key, 0), body)
-                return Claim(key, key, 0, writer)
-            except FileExistsError:
-                pass
-            claims = sorted(
-                basename(e["name"])
-                for e in list_dir(self.fs, self.layout.claims_dir(name, key))
+        action = f"claim {name}:{key}"
+        if self._create_claim(name, key, 0, body, writer):
+            return Claim(key, key, 0, writer)
+        folder = self.layout.claims_dir(name, key)
+        claims = sorted(
+            (
+                int(basename(e["name"]))
+                for e in self._request(action, lambda: list_dir(self.fs, folder))
                 if e["type"] == "file" and basename(e["name"]).isdigit()
-            )
-            if not claims:
+            ),
+        )
+        if not claims:
+            return None
+        attempt = claims[-1]
+        if not self._is_stale(self.layout.claim(name, key, attempt)):
+            return None
+        if not self._create_claim(name, key, attempt + 1, body, writer):
+            return None
+        if key != _NEW_KEY:
+            if self._meta_exists(name, key):
+                # the dead writer finished: its version is published and never touched (G1)
                 return None
-            attempt = int(claims[-1])
-            if not self._is_stale(self.layout.claim(name, key, attempt)):
-                return None
-            try:
-                create_exclusive(self.fs, self.layout.claim(name, key, attempt + 1), body)
-            except FileExistsError:
-                return None
-            if key != _NEW_KEY:
-                if self._meta_exists(name, key):
-                    # the dead writer finished: its version is published and never touched (G1)
-                    return None
-                # the dead writer may have left data behind: start from a clean prefix
-                self._remove_quietly(self.layout.data(name, key))
-            return Claim(key, key, attempt + 1, writer)
+            # the dead writer may have left data behind: start from a clean prefix
+            self._remove_quietly(self.layout.data(name, key))
+        return Claim(key, key, attempt + 1, writer)
+
+    def _create_claim(self, name: str, key: str, attempt: int, body: bytes, writer: str) -> bool:
+        """Create claim ``attempt`` of ``key`` exclusively; ``False`` if another writer has it.
+
+        A create that reached the server but whose answer was lost is retried and then
+        refused as existing: the claim is still ours when its body names our writer id.
+        """
+        claim_key = self.layout.claim(name, key, attempt)
+        action = f"claim {name}:{key}"
+        try:
+            self._request(action, lambda: create_exclusive(self.fs, claim_key, body))
+            return True
+        except FileExistsError:
+            pass
+        return self._claim_writer(claim_key) == writer
+
+    def _claim_writer(self, claim_key: str) -> str | None:
+        """The writer id in a claim object (``None`` if unreadable or gone)."""
+
+        def read() -> bytes:
+            self.fs.invalidate_cache(claim_key)
+            return bytes(self.fs.cat_file(claim_key))
+
+        try:
+            info = json.loads(self._request("read a claim", read))
+        except (FileNotFoundError, ValueError):
+            return None
+        writer = info.get("writer") if isinstance(info, dict) else None
+        return writer if isinstance(writer, str) else None
 
     def _is_stale(self, claim_key: str) -> bool:
         try:
-            info = json.loads(self.fs.cat_file(claim_key))
+            info = json.loads(self._request("read a claim", lambda: self.fs.cat_file(claim_key)))
             created = dt.datetime.fromisoformat(info["created"])
         except FileNotFoundError:
             return False
@@ -579,13 +648,32 @@ class AssetStore:
             return True
         return (_now() - created).total_seconds() > self.claim_ttl_s
 
-    def _remove_quietly(self, key: str) -> None:
+    def _withdraw(self, name: str, claim: Claim, new_claim: Claim | None) -> None:
+        """After a failed upload (never after a commit was attempted): remove the data,
+        then the claim, so that nothing is left to skip and a rerun takes the same
+        version. Best effort: if the store is still failing, the claim stays and the next
+        publisher treats it as stale once this process has exited.
+        """
         try:
+            self._remove_quietly(self.layout.data(name, claim.version))
+            for held in (claim, new_claim):
+                if held is not None:
+                    key = self.layout.claim(name, held.key, held.attempt)
+                    action = f"release the claim of {name}:{claim.version}"
+                    self._request(action, functools.partial(self.fs.rm, key))
+        except Exception as err:  # the upload's own error is the one to report
+            logger.debug(
+                "Could not withdraw the claim of %s:%s (%s)", name, claim.version, type(err).__name__
+            )
+
+    def _remove_quietly(self, key: str) -> None:
+        def remove() -> None:
             self.fs.invalidate_cache(key)
             if self.fs.exists(key):
                 self.fs.rm(key, recursive=True)
-        except FileNotFoundError:
-            pass
+
+        with contextlib.suppress(FileNotFoundError):
+            self._request(f"clean {key}", remove)
 
     def _upload_data(
         self,
@@ -599,7 +687,7 @@ class AssetStore:
         if not source.is_directory:
             pairs = [(source.files[0].local, self.layout.data(name, claim.version))]
             with store_errors(self.display_url, f"upload {name}:{claim.version}"):
-                upload(self.fs, pairs, callback=callback, concurrency=self.concurrency)
+                upload(self.fs, pairs, callback=callback, concurrency=self.concurrency, retry=self.retry)
             return
         same = self._unchanged(source, name, previous)
         if same:
@@ -611,7 +699,7 @@ class AssetStore:
             ]
             try:
                 with store_errors(self.display_url, f"copy unchanged files into {name}:{claim.version}"):
-                    copy_objects(self.fs, copies, concurrency=self.concurrency)
+                    copy_objects(self.fs, copies, concurrency=self.concurrency, retry=self.retry)
             except (NotImplementedError, FileNotFoundError):
                 same = set()  # no server-side copy here, or the previous object is gone
         pairs = [
@@ -620,7 +708,7 @@ class AssetStore:
             if f.path not in same
         ]
         with store_errors(self.display_url, f"upload {name}:{claim.version}"):
-            upload(self.fs, pairs, callback=callback, concurrency=self.concurrency)
+            upload(self.fs, pairs, callback=callback, concurrency=self.concurrency, retry=self.retry)
 
     def _unchanged(self, source: Source, name: str, previous: str | None) -> set[str]:
         """Files of ``source`` identical (size and sha256) to those of ``previous``: they
@@ -639,21 +727,22 @@ class AssetStore:
 
     def _commit(self, meta: AssetMeta) -> None:
         key = self.layout.meta(meta.name, meta.version)
-        with store_errors(self.display_url, f"commit {meta.name}:{meta.version}"):
+        action = f"commit {meta.name}:{meta.version}"
+        try:
+            self._request(action, lambda: create_exclusive(self.fs, key, meta.to_json()))
+        except FileExistsError:
+            # our own create whose answer was lost and retried is still ours
             try:
-                create_exclusive(self.fs, key, meta.to_json())
-            except FileExistsError:
-                # our own create whose answer was lost and retried is still ours
-                try:
-                    existing = AssetMeta.from_json(self.fs.cat_file(key), meta.name, meta.version)
-                except (InvalidMetaError, FileNotFoundError):
-                    existing = None
-                if existing is None or existing.publish_id != meta.publish_id:
-                    raise VersionExistsError(
-                        f"Version {meta.version} of {meta.name} was committed by another writer in "
-                        f"{self.display_url}; nothing was overwritten. Rerun the command to publish "
-                        "the next version."
-                    ) from None
+                raw = self._request(action, lambda: self.fs.cat_file(key))
+                existing = AssetMeta.from_json(raw, meta.name, meta.version)
+            except (InvalidMetaError, FileNotFoundError):
+                existing = None
+            if existing is None or existing.publish_id != meta.publish_id:
+                raise VersionExistsError(
+                    f"Version {meta.version} of {meta.name} was committed by another writer in "
+                    f"{self.display_url}; nothing was overwritten. Rerun the command to publish "
+                    "the next version."
+                ) from None
 
     def refresh_index(self, name: str) -> list[str]:
         """Rewrite ``{name}.versions`` from the committed metas until it is stable.
@@ -663,21 +752,23 @@ class AssetStore:
         """
         key = self.layout.versions_index(name)
         versions: list[str] = []
-        with store_errors(self.display_url, f"update the index of {name}"):
-            for _ in range(10):
-                versions = self._committed(self._listing(name))
-                write_replace(self.fs, key, json.dumps({"versions": versions}).encode())
-                if self._committed(self._listing(name)) == versions:
-                    break
+        for _ in range(10):
+            versions = self._committed(self._listing(name))
+            data = json.dumps({"versions": versions}).encode()
+            self._request(f"update the index of {name}", functools.partial(write_replace, self.fs, key, data))
+            if self._committed(self._listing(name)) == versions:
+                break
         return versions
 
     def read_index(self, name: str) -> list[str] | None:
         """The versions in ``{name}.versions`` (``None`` when it is missing or unreadable)."""
         key = self.layout.versions_index(name)
+        def read() -> bytes:
+            self.fs.invalidate_cache(key)
+            return bytes(self.fs.cat_file(key))
+
         try:
-            with store_errors(self.display_url, f"read the index of {name}"):
-                self.fs.invalidate_cache(key)
-                data = json.loads(self.fs.cat_file(key))
+            data = json.loads(self._request(f"read the index of {name}", read))
         except (FileNotFoundError, ValueError):
             return None
         versions = data.get("versions") if isinstance(data, dict) else None
@@ -706,14 +797,6 @@ class AssetStore:
             pairs = [(self.layout.data(name, version), destination)]
             # a file asset published by modelkit has no entry at all in its meta
             sizes = [next(iter(meta.files.values()), FileEntry(None, None)).size]
-        with store_errors(self.display_url, f"download {name}:{version}"):
-            try:
-                download(self.fs, pairs, callback=callback, concurrency=self.concurrency, sizes=sizes)
-            except FileNotFoundError as err:
-                raise IntegrityError(
-                    f"A file of {name}:{version} listed in its manifest is missing from "
-                    f"{self.display_url}; the download was discarded. Republish the asset."
-                ) from err
         if meta.is_directory:
             items = [
                 (local, entry, f"{name}:{version}[{path}]")
@@ -722,7 +805,30 @@ class AssetStore:
         else:
             entry = next(iter(meta.files.values()), None)
             items = [(destination, entry or FileEntry(None, None), f"{name}:{version}")]
-        verify_files(items)
+
+        def fetch_and_verify() -> None:
+            with store_errors(self.display_url, f"download {name}:{version}"):
+                try:
+                    download(
+                        self.fs,
+                        pairs,
+                        callback=callback,
+                        concurrency=self.concurrency,
+                        sizes=sizes,
+                        retry=self.retry,
+                    )
+                except FileNotFoundError as err:
+                    raise IntegrityError(
+                        f"A file of {name}:{version} listed in its manifest is missing from "
+                        f"{self.display_url}; the download was discarded. Republish the asset."
+                    ) from err
+            verify_files(items)
+
+        # each file is retried on transport errors; a body that still arrived short or
+        # altered is downloaded once more before the version is refused (never installed)
+        self.retry.call(
+            fetch_and_verify, what=f"download {name}:{version}", transfer=True, only=IntegrityError
+        )
 
     # -- listing (last: the method name shadows the builtin in annotations) ---------
     def list(self, prefix: str = "") -> Iterator[tuple[str, builtins.list[str]]]:
@@ -763,5 +869,4 @@ class AssetStore:
 
     def _list_names_dir(self, rel: str) -> tuple[str, builtins.list[dict[str, Any]]]:
         path = self.layout.asset_dir(rel) if rel else self.layout.root
-        with store_errors(self.display_url, "list assets"):
-            return rel, list_dir(self.fs, path)
+        return rel, self._request("list assets", lambda: list_dir(self.fs, path))
