@@ -31,6 +31,8 @@ class SourceFile:
     local: str
     size: int
     sha256: str
+    #: modification time when hashed: a later change means the hash no longer holds
+    mtime_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,23 @@ class Source:
 
     def entries(self) -> dict[str, FileEntry]:
         return {f.path: FileEntry(size=f.size, sha256=f.sha256) for f in self.files}
+
+    def changed(self) -> list[str]:
+        """Files whose size or modification time moved since they were hashed.
+
+        Checked after the upload and before the commit, so a file edited during a publish
+        never gets a manifest that does not match its uploaded bytes (one ``stat`` each).
+        """
+        moved = []
+        for f in self.files:
+            try:
+                st = os.stat(f.local)
+            except OSError:
+                moved.append(f.path)
+                continue
+            if st.st_size != f.size or st.st_mtime_ns != f.mtime_ns:
+                moved.append(f.path)
+        return moved
 
     def close(self) -> None:
         """Remove the temporary copy of a remote source now (it is otherwise removed when
@@ -217,8 +236,14 @@ def _scan_local(path: str | os.PathLike[str], *, workers: int = 8) -> Source:
     def describe(item: tuple[str, Path]) -> SourceFile:
         rel, full = item
         try:
-            size = full.stat().st_size
-            return SourceFile(path=rel, local=str(full), size=size, sha256=sha256_file(full))
+            before = full.stat()
+            digest = sha256_file(full)
+            after = full.stat()
+            if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+                raise InvalidSourceError(
+                    f"{full} changed while it was being hashed; publish it once it is no longer written."
+                )
+            return SourceFile(rel, str(full), after.st_size, digest, after.st_mtime_ns)
         except PermissionError as err:
             raise InvalidSourceError(f"Cannot read {full}: permission denied; fix its permissions.") from err
 

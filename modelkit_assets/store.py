@@ -48,6 +48,7 @@ from modelkit_assets.errors import (
     IntegrityError,
     InvalidMetaError,
     InvalidNameError,
+    InvalidSourceError,
     InvalidSpecError,
     InvalidVersionError,
     PublishConflictError,
@@ -523,6 +524,13 @@ class AssetStore:
         previous = None if plan.is_new else self.versioning.latest(committed, plan.major)
         try:
             self._upload_data(plan.source, name, claim, callback, previous=previous)
+            moved = plan.source.changed()
+            if moved:
+                raise InvalidSourceError(
+                    f"{len(moved)} file(s) of {plan.source.root} changed while {name}:{claim.version} "
+                    f"was being published ({', '.join(moved[:3])}); nothing was committed. "
+                    "Publish again once they are no longer written."
+                )
         except BaseException:
             self._withdraw(name, claim, new_claim)
             raise
