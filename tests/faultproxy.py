@@ -198,9 +198,7 @@ class FaultProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, name="faultproxy", daemon=True)
         self.url = ""
 
-    def configure(
-        self, *, rate: float, kinds: Sequence[str] = KINDS, only: Rule | None = None
-    ) -> None:
+    def configure(self, *, rate: float, kinds: Sequence[str] = KINDS, only: Rule | None = None) -> None:
         """Change the fault rate and kinds from now on (takes effect on the next request)."""
         unknown = set(kinds) - set(KINDS)
         if unknown or not 0 <= rate <= 1 or not kinds:
