@@ -72,6 +72,7 @@ def open_filesystem(
     import fsspec.core
 
     options = dict(storage_options or {})
+    url, options = _credentials_from_url(url, protocol, options)
     if protocol in ("s3", "s3a"):
         options.setdefault("use_listings_cache", False)
         config = dict(options.get("config_kwargs") or {})
@@ -115,6 +116,40 @@ def _limit_backend_retries(fs: AbstractFileSystem, protocol: str, options: Mappi
         policy.initial_backoff = min(policy.initial_backoff, 0.2)
         if hasattr(policy, "random_jitter_range"):
             policy.random_jitter_range = min(policy.random_jitter_range, 0.2)
+
+
+def _credentials_from_url(url: str, protocol: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Take ``user:password@`` out of a cloud store URL before fsspec sees it (G7).
+
+    s3fs, gcsfs and adlfs do not read credentials from the URL: they would take
+    ``key:secret@bucket`` as the bucket name and quote it in every request and error.
+    For S3 the pair becomes the ``key``/``secret`` options (unless given); other cloud
+    backends have no such pair and refuse it. Other protocols (sftp, ftp, http) parse
+    their own userinfo and get the URL unchanged.
+
+    Raises
+    ------
+    ConfigurationError
+        If a gs:// or az:// URL holds credentials.
+    """
+    match = _USERINFO_RE.match(url)
+    if match is None or protocol not in _EXTRAS:
+        return url, options
+    userinfo = url[len(match.group(1)) : match.end() - 1]
+    clean = match.group(1) + url[match.end() :]
+    if protocol not in ("s3", "s3a"):
+        raise ConfigurationError(
+            f"The store URL {redact_url(url)} holds credentials, which {protocol}:// stores do not "
+            "take from a URL: remove them and use the storage options or the SDK's variables."
+        )
+    from urllib.parse import unquote
+
+    key, _, secret = userinfo.partition(":")
+    options = dict(options)
+    options.setdefault("key", unquote(key))
+    if secret:
+        options.setdefault("secret", unquote(secret))
+    return clean, options
 
 
 def is_local(fs: AbstractFileSystem) -> bool:

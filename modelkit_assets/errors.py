@@ -20,6 +20,7 @@ Each class also inherits the builtin that matches its failure, so callers that c
     │   └── VersionExistsError
     ├── PublishConflictError (RuntimeError)
     ├── CacheLockTimeoutError (TimeoutError)
+    ├── CacheNotWritableError (PermissionError)
     ├── LockfileError (ValueError)
     ├── LockMismatchError (RuntimeError)
     ├── StoreError (OSError)
@@ -106,6 +107,11 @@ class PublishConflictError(AssetsError, RuntimeError):
 
 class CacheLockTimeoutError(AssetsError, TimeoutError):
     """Another process held the asset's cache lock for too long."""
+
+
+class CacheNotWritableError(AssetsError, PermissionError):
+    """A version must be installed but the assets dir is read-only (or not ours to write);
+    versions already in it are still served."""
 
 
 class LockfileError(AssetsError, ValueError):

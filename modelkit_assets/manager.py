@@ -8,6 +8,7 @@ renamed into place (G4).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from dataclasses import dataclass
@@ -18,11 +19,14 @@ from typing import TYPE_CHECKING, Any
 from modelkit_assets.cache import AssetCache
 from modelkit_assets.errors import (
     AssetNotFoundError,
+    AssetsError,
+    CacheNotWritableError,
     ConfigurationError,
     StoreUnreachableError,
     SubPartNotFoundError,
     VersionNotFoundError,
 )
+from modelkit_assets.layout import SUCCESS_NAME
 from modelkit_assets.spec import AssetSpec
 from modelkit_assets.versioning import VersioningSystem, get_versioning
 
@@ -244,6 +248,21 @@ class AssetsManager:
         # read and validate the manifest before touching the assets dir: a bad or unsafe
         # one is refused with nothing written, not even the lock (G5)
         meta = store.meta(name, version)
+        try:
+            return self._install(store, meta, force=force, callback=callback)
+        except OSError as err:
+            if isinstance(err, AssetsError) or err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            raise CacheNotWritableError(
+                f"{name}:{version} is not in the assets dir {self.assets_dir}, which cannot be "
+                f"written ({os.strerror(err.errno)}); fetch it where the assets dir is writable, or "
+                "set MODELKIT_ASSETS_DIR to a writable folder."
+            ) from err
+
+    def _install(
+        self, store: AssetStore, meta: AssetMeta, *, force: bool, callback: Callback | None
+    ) -> tuple[Path, bool, AssetMeta | None]:
+        name, version = meta.name, meta.version
         with self.cache.lock(name, self.timeout):
             if not force:
                 path = self.cache.cached_path(name, version)
@@ -272,7 +291,8 @@ class AssetsManager:
         if spec.sub_part is None:
             return path
         inner = path.joinpath(*spec.sub_part.split("/"))
-        if not inner.exists():
+        # the cache's marker lives inside a folder version but is not one of its files
+        if spec.sub_part == SUCCESS_NAME or not inner.exists():
             raise SubPartNotFoundError(
                 f"{spec.name}:{version} has no {spec.sub_part!r}; see its files with "
                 f"`modelkit-assets info {spec.name}:{version}`."

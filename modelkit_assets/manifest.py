@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelkit_assets.errors import InvalidMetaError, InvalidSubPartError
+from modelkit_assets.layout import SUCCESS_NAME
 from modelkit_assets.spec import check_relative_path
 
 HASH_CHUNK = 1024 * 1024
@@ -105,7 +106,7 @@ class AssetMeta:
         where = f"The metadata of {name}:{version}"
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:  # nesting bombs too
             raise InvalidMetaError(
                 f"{where} is not valid JSON; run `modelkit-assets repair {name}` or republish."
             ) from err
@@ -192,6 +193,12 @@ def check_paths(paths: list[str], *, where: str) -> None:
             check_relative_path(path, what="path")
         except InvalidSubPartError as err:
             raise InvalidMetaError(f"{where} lists an unsafe path: {err}") from err
+        if path == SUCCESS_NAME:
+            # a folder version's completion marker in the cache: a file of that name would
+            # stand for it (and be overwritten by it)
+            raise InvalidMetaError(
+                f"{where} lists {path!r}, the name of the cache's completion marker; rename it."
+            )
         folded = unicodedata.normalize("NFC", path).casefold()
         if folded in seen:
             raise InvalidMetaError(

@@ -118,6 +118,17 @@ class Settings:
     retries: int = DEFAULT_RETRIES
     retry_deadline_s: float = DEFAULT_RETRY_DEADLINE_S
 
+    def __repr__(self) -> str:
+        # the store URL may carry `user:password@` (G7): shown without it, options never
+        from dataclasses import fields
+
+        from modelkit_assets.backend import redact_url
+
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        if self.store_url is not None:
+            values["store_url"] = redact_url(self.store_url)
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in values.items())})"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from ``env`` (``os.environ`` by default).
