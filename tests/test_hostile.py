@@ -19,10 +19,13 @@ from pathlib import Path
 import pytest
 from helpers_snapshot import put_object, store_objects, tree
 from hostile_corpus import CORPUS, NAMES, Case
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelkit_assets import AssetsManager, AssetStore
-from modelkit_assets.errors import IntegrityError, InvalidSpecError
+from modelkit_assets.errors import IntegrityError, InvalidMetaError, InvalidSpecError, InvalidSubPartError
 from modelkit_assets.manifest import AssetMeta
+from modelkit_assets.spec import check_relative_path
 
 IN_PROCESS = pytest.mark.parametrize("backend", ["memory", "local"])
 
@@ -171,3 +174,53 @@ def test_a_folder_of_100k_files_publishes(store: AssetStore, tmp_path: Path) -> 
     assert len(meta.files) == 100_000 and meta.contents[0] == "d000/0"
     assert dict(store.list()) == {"many": ["0.0"]}
     assert elapsed < 60, elapsed
+
+
+# -- properties (test_spec.py and test_versioning.py hold the parser's and the order's) ------
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "push_date": st.sampled_from(["2024-05-01T12:00:00+00:00", "yesterday", 3]) | _JSON,
+        "is_directory": st.booleans() | _JSON,
+        "contents": st.lists(st.text(max_size=12), max_size=5) | _JSON,
+        "files": st.dictionaries(
+            st.text(max_size=12),
+            st.fixed_dictionaries({}, optional={"size": _JSON, "sha256": _JSON}) | _JSON,
+            max_size=4,
+        )
+        | _JSON,
+        "size": _JSON,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_FIELDS.map(lambda d: json.dumps(d).encode()), st.binary(max_size=200)))
+def test_any_meta_bytes_load_or_raise_invalid_meta_error(raw: bytes) -> None:
+    """No stored .meta can crash a reader with anything but InvalidMetaError, and every
+    accepted one lists only safe paths."""
+    try:
+        meta = AssetMeta.from_json(raw, "n", "0.0")
+    except InvalidMetaError:
+        return
+    for path in meta.contents:
+        check_relative_path(path, what="path")
+        assert not path.startswith("/") and ".." not in path.split("/")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=40))
+def test_an_accepted_sub_part_never_leaves_its_version(text: str) -> None:
+    """Whatever a sub-part is, once accepted, joined to a version folder it stays inside."""
+    try:
+        check_relative_path(text, what="sub-part")
+    except InvalidSubPartError:
+        return
+    base = Path("/assets/name/1.0")
+    joined = os.path.normpath(base.joinpath(*text.split("/")))
+    assert joined.startswith(str(base) + os.sep), (text, joined)
