@@ -10,7 +10,8 @@ Publishing a version (G1-G3)::
     5. refresh {name}.versions        rebuilt from the committed metas, for modelkit
 
 A crash before 4 leaves no version; the claim of a dead writer (same host and its
-process gone, or older than the claim TTL) is resumed by the next publisher.
+process gone, or older than the claim TTL) is resumed by the next publisher. The claim
+protocol lives in claims.py.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import datetime as dt
 import functools
 import getpass
 import json
-import logging
 import os
 import socket
 import uuid
@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from modelkit_assets import claims
 from modelkit_assets._version import __version__
 from modelkit_assets.backend import (
     basename,
@@ -41,6 +42,7 @@ from modelkit_assets.backend import (
     store_errors,
     write_replace,
 )
+from modelkit_assets.claims import Claim
 from modelkit_assets.errors import (
     AssetExistsError,
     AssetNotFoundError,
@@ -51,7 +53,6 @@ from modelkit_assets.errors import (
     InvalidSourceError,
     InvalidSpecError,
     InvalidVersionError,
-    PublishConflictError,
     VersionExistsError,
     VersionNotFoundError,
 )
@@ -69,20 +70,7 @@ if TYPE_CHECKING:
 
     from modelkit_assets.settings import Settings
 
-logger = logging.getLogger(__name__)
-MAX_CLAIM_TRIES = 200
 T = TypeVar("T")
-_NEW_KEY = ".new"
-
-
-@dataclass(frozen=True)
-class Claim:
-    """Ownership of one version while it is being published."""
-
-    key: str
-    version: str
-    attempt: int
-    writer: str
 
 
 @dataclass(frozen=True)
@@ -100,26 +88,12 @@ class PublishPlan:
     pinned: bool = False
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _pushed_by() -> str:
     try:
         user = getpass.getuser()
     except Exception:  # no user database in some containers
         user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
     return f"{user}@{socket.gethostname()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class AssetStore:
@@ -486,7 +460,7 @@ class AssetStore:
         name = plan.name
         new_claim = None
         if plan.is_new:
-            new_claim = self._acquire(name, _NEW_KEY, writer)
+            new_claim = claims.acquire(self, name, claims.NEW_KEY, writer)
             if new_claim is None:
                 raise AssetExistsError(
                     f"Asset {name} is being created in {self.display_url} by another writer; "
@@ -505,13 +479,13 @@ class AssetStore:
                 committed or list(plan.existing), major=plan.major, bump_major=plan.bump_major
             )
         if plan.pinned:
-            claim = self._claim_pinned(name, plan.version, committed, writer)
+            claim = claims.claim_pinned(self, name, plan.version, committed, writer)
         else:
-            claim = self._claim_version(name, candidate, committed, writer, bump_major=plan.bump_major)
+            claim = claims.claim_version(self, name, candidate, committed, writer, bump_major=plan.bump_major)
         meta = AssetMeta(
             name=name,
             version=claim.version,
-            push_date=_now(),
+            push_date=dt.datetime.now(dt.UTC),
             is_directory=plan.source.is_directory,
             files=plan.source.entries(),
             size=plan.source.size,
@@ -532,37 +506,11 @@ class AssetStore:
                     "Publish again once they are no longer written."
                 )
         except BaseException:
-            self._withdraw(name, claim, new_claim)
+            claims.withdraw(self, name, claim, new_claim)
             raise
         self._commit(meta)
         self.refresh_index(name)
         return meta
-
-    def _claim_version(
-        self, name: str, candidate: str, committed: list[str], writer: str, *, bump_major: bool
-    ) -> Claim:
-        taken = set(committed)
-        for _ in range(MAX_CLAIM_TRIES):
-            if candidate not in taken:
-                claim = self._acquire(name, candidate, writer)
-                # a modelkit writer commits without claiming: check the commit itself
-                if claim is not None and not self._meta_exists(name, candidate):
-                    return claim
-            taken.add(candidate)
-            candidate = self.versioning.following(candidate, bump_major=bump_major)
-        raise PublishConflictError(
-            f"Could not claim a version of {name} in {self.display_url} after {MAX_CLAIM_TRIES} "
-            "tries: too many concurrent writers; retry."
-        )
-
-    def _claim_pinned(self, name: str, version: str, committed: list[str], writer: str) -> Claim:
-        claim = None if version in committed else self._acquire(name, version, writer)
-        if claim is None or self._meta_exists(name, version):
-            raise VersionExistsError(
-                f"Version {version} of {name} already exists in {self.display_url}, or another "
-                "writer is publishing it; nothing was overwritten. Pick another version."
-            )
-        return claim
 
     def _meta_exists(self, name: str, version: str) -> bool:
         key = self.layout.meta(name, version)
@@ -574,105 +522,12 @@ class AssetStore:
         return self._request(f"check {name}:{version}", check)
 
     def _acquire(self, name: str, key: str, writer: str) -> Claim | None:
-        """Own ``key`` (a version, or the creation of the asset), or return ``None``.
-
-        Attempt 0 is created exclusively; if it exists, the latest attempt is read and,
-        when its writer is dead, the next attempt is created exclusively (a resume).
-        """
-        body = json.dumps(
-            {
-                "writer": writer,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "created": _now().isoformat(),
-                "tool_version": __version__,
-            }
-        ).encode()
-        action = f"claim {name}:{key}"
-        if self._create_claim(name, key, 0, body, writer):
-            return Claim(key, key, 0, writer)
-        folder = self.layout.claims_dir(name, key)
-        claims = sorted(
-            (
-                int(basename(e["name"]))
-                for e in self._request(action, lambda: list_dir(self.fs, folder))
-                if e["type"] == "file" and basename(e["name"]).isdigit()
-            ),
-        )
-        if not claims:
-            return None
-        attempt = claims[-1]
-        if not self._is_stale(self.layout.claim(name, key, attempt)):
-            return None
-        if not self._create_claim(name, key, attempt + 1, body, writer):
-            return None
-        if key != _NEW_KEY:
-            if self._meta_exists(name, key):
-                # the dead writer finished: its version is published and never touched (G1)
-                return None
-            # the dead writer may have left data behind: start from a clean prefix
-            self._remove_quietly(self.layout.data(name, key))
-        return Claim(key, key, attempt + 1, writer)
-
-    def _create_claim(self, name: str, key: str, attempt: int, body: bytes, writer: str) -> bool:
-        """Create claim ``attempt`` of ``key`` exclusively; ``False`` if another writer has it.
-
-        A create that reached the server but whose answer was lost is retried and then
-        refused as existing: the claim is still ours when its body names our writer id.
-        """
-        claim_key = self.layout.claim(name, key, attempt)
-        action = f"claim {name}:{key}"
-        try:
-            self._request(action, lambda: create_exclusive(self.fs, claim_key, body))
-            return True
-        except FileExistsError:
-            pass
-        return self._claim_writer(claim_key) == writer
-
-    def _claim_writer(self, claim_key: str) -> str | None:
-        """The writer id in a claim object (``None`` if unreadable or gone)."""
-
-        def read() -> bytes:
-            self.fs.invalidate_cache(claim_key)
-            return bytes(self.fs.cat_file(claim_key))
-
-        try:
-            info = json.loads(self._request("read a claim", read))
-        except (FileNotFoundError, ValueError):
-            return None
-        writer = info.get("writer") if isinstance(info, dict) else None
-        return writer if isinstance(writer, str) else None
+        """Own ``key`` (a version, or the creation of the asset), or ``None`` (claims.py)."""
+        return claims.acquire(self, name, key, writer)
 
     def _is_stale(self, claim_key: str) -> bool:
-        try:
-            info = json.loads(self._request("read a claim", lambda: self.fs.cat_file(claim_key)))
-            created = dt.datetime.fromisoformat(info["created"])
-        except FileNotFoundError:
-            return False
-        except (ValueError, KeyError, TypeError):
-            return True  # an unreadable claim cannot belong to a live writer of ours
-        same_host = info.get("host") == socket.gethostname()
-        if same_host and isinstance(info.get("pid"), int) and not _pid_alive(info["pid"]):
-            return True
-        return (_now() - created).total_seconds() > self.claim_ttl_s
-
-    def _withdraw(self, name: str, claim: Claim, new_claim: Claim | None) -> None:
-        """After a failed upload (never after a commit was attempted): remove the data,
-        then the claim, so that nothing is left to skip and a rerun takes the same
-        version. Best effort: if the store is still failing, the claim stays and the next
-        publisher treats it as stale once this process has exited.
-        """
-        try:
-            self._remove_quietly(self.layout.data(name, claim.version))
-            for held in (claim, new_claim):
-                if held is not None:
-                    key = self.layout.claim(name, held.key, held.attempt)
-                    action = f"release the claim of {name}:{claim.version}"
-                    self._request(action, functools.partial(self.fs.rm, key))
-        except Exception as err:  # the upload's own error is the one to report
-            logger.debug(
-                "Could not withdraw the claim of %s:%s (%s)", name, claim.version, type(err).__name__
-            )
+        """Whether the writer of a claim is gone (claims.py)."""
+        return claims.is_stale(self, claim_key)
 
     def _remove_quietly(self, key: str) -> None:
         def remove() -> None:

@@ -38,6 +38,7 @@ import gcsfs  # noqa: F401
 import s3fs  # noqa: F401
 from helpers_worker import digests
 
+import modelkit_assets.claims as claims_module
 import modelkit_assets.store as store_module
 from modelkit_assets import AssetsManager, AssetStore
 from modelkit_assets.cache import AssetCache
@@ -102,8 +103,10 @@ def _is_coroutine(func: Callable[..., Any]) -> bool:
 
 
 def _instrument(ticker: Ticker, store: AssetStore) -> None:
-    for name in ("create_exclusive", "write_replace", "list_dir"):
-        setattr(store_module, name, ticker.wrap(getattr(store_module, name)))
+    for module in (store_module, claims_module):  # the claims are created in claims.py
+        for name in ("create_exclusive", "write_replace", "list_dir"):
+            if hasattr(module, name):
+                setattr(module, name, ticker.wrap(getattr(module, name)))
     for name in ("install", "save_manifest"):
         setattr(AssetCache, name, ticker.wrap(getattr(AssetCache, name)))
     cls = type(store.fs)

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from modelkit_assets.backend import basename, list_dir, store_errors
+from modelkit_assets.claims import NEW_KEY
 from modelkit_assets.layout import CLAIMS_DIR, META_SUFFIX, VERSIONS_SUFFIX
 
 if TYPE_CHECKING:
     from modelkit_assets.store import AssetStore
 
-NEW_CLAIM = ".new"  # the claim ``new`` takes on an asset's creation (store._NEW_KEY)
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def _claims(store: AssetStore, name: str, committed: set[str]) -> list[ClaimStat
             )
             if not attempts:
                 continue
-            if version in committed or (version == NEW_CLAIM and committed):
+            if version in committed or (version == NEW_KEY and committed):
                 state = "leftover"
             elif store._is_stale(layout.claim(name, version, int(attempts[-1]))):
                 state = "stale"
@@ -226,7 +226,7 @@ def _delete(store: AssetStore, name: str, report: AssetRepair) -> None:
     writer = f"repair-{uuid.uuid4().hex}"
     doomed = {o.version for o in report.orphans}
     doomed |= {
-        c.version for c in report.claims if c.state in ("stale", "leftover") and c.version != NEW_CLAIM
+        c.version for c in report.claims if c.state in ("stale", "leftover") and c.version != NEW_KEY
     }
     orphans = {o.version for o in report.orphans}
     for version in sorted(doomed):
@@ -240,11 +240,11 @@ def _delete(store: AssetStore, name: str, report: AssetRepair) -> None:
         if version in orphans:
             report.deleted_orphans.append(version)
         report.deleted_claims.append(version)
-    new_claim = next((c for c in report.claims if c.version == NEW_CLAIM), None)
+    new_claim = next((c for c in report.claims if c.version == NEW_KEY), None)
     if new_claim is not None and new_claim.state in ("stale", "leftover"):
         with store_errors(store.display_url, f"delete the creation claim of {name}"):
-            store._remove_quietly(layout.claims_dir(name, NEW_CLAIM))
-        report.deleted_claims.append(NEW_CLAIM)
+            store._remove_quietly(layout.claims_dir(name, NEW_KEY))
+        report.deleted_claims.append(NEW_KEY)
 
 
 def repair(
