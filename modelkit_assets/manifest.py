@@ -14,13 +14,23 @@ import json
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from modelkit_assets.errors import InvalidMetaError, InvalidSubPartError
 from modelkit_assets.layout import SUCCESS_NAME
 from modelkit_assets.spec import check_relative_path
 
 HASH_CHUNK = 1024 * 1024
+
+
+def sha256_stream(handle: BinaryIO) -> tuple[int, str]:
+    """(size, sha256) of what ``handle`` reads, in ``HASH_CHUNK`` reads (never whole in memory)."""
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := handle.read(HASH_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
 
 
 @dataclass(frozen=True)

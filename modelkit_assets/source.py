@@ -6,7 +6,6 @@ anything in the store (G3, G5).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from modelkit_assets.errors import InvalidMetaError, InvalidSourceError, InvalidSubPartError
-from modelkit_assets.manifest import HASH_CHUNK, FileEntry, check_paths
+from modelkit_assets.manifest import FileEntry, check_paths, sha256_stream
 from modelkit_assets.spec import check_relative_path
 
 
@@ -77,11 +76,8 @@ class Source:
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Stream a file through sha256 (never read whole into memory)."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return sha256_stream(handle)[1]
 
 
 def _walk(root: Path) -> Iterator[tuple[str, Path]]:

@@ -10,7 +10,6 @@ kernel allows it, so that checking does not count as a use for ``prune``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,7 @@ from modelkit_assets.backend import store_errors
 from modelkit_assets.cache import AssetCache
 from modelkit_assets.errors import AssetNotFoundError, InvalidMetaError
 from modelkit_assets.layout import SUCCESS_NAME
-from modelkit_assets.manifest import HASH_CHUNK, AssetMeta, FileEntry
+from modelkit_assets.manifest import AssetMeta, FileEntry, sha256_stream
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -90,24 +89,14 @@ def sha256_local(path: str) -> tuple[int, str]:
         fd = os.open(path, flags)
     except PermissionError:  # O_NOATIME needs to own the file
         fd = os.open(path, os.O_RDONLY)
-    digest = hashlib.sha256()
-    size = 0
     with os.fdopen(fd, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+        return sha256_stream(handle)
 
 
 def sha256_object(fs: AbstractFileSystem, key: str) -> tuple[int, str]:
     """(size, sha256) of a stored object, streamed in ``HASH_CHUNK`` reads."""
-    digest = hashlib.sha256()
-    size = 0
     with fs.open(key, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+        return sha256_stream(handle)
 
 
 def compare(
