@@ -159,6 +159,8 @@ class AssetsManager:
             When downloaded bytes do not match the manifest (the cache is unchanged).
         CacheLockTimeoutError, StoreError
         """
+        if force is None:  # as fetch_info does: MODELKIT_STORAGE_FORCE_DOWNLOAD
+            force = self.settings.force_download
         if not force:
             parsed = _parse(spec) if isinstance(spec, str) else spec
             version = parsed.version

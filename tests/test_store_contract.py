@@ -134,6 +134,20 @@ def test_fetch_force_redownloads(store: AssetStore, manager: AssetsManager, samp
     assert info.from_cache and info.version == "0.0"
 
 
+def test_force_download_setting_applies_to_fetch(
+    store: AssetStore, sample_file: Path, tmp_path: Path
+) -> None:
+    from modelkit_assets.settings import Settings
+
+    store.new(sample_file, "a")
+    settings = Settings.from_env({"MODELKIT_STORAGE_FORCE_DOWNLOAD": "1"})
+    manager = AssetsManager(store, tmp_path / "forced", settings=settings)
+    manager.fetch("a:0.0").write_bytes(b"tampered")
+    # MODELKIT_STORAGE_FORCE_DOWNLOAD: fetch downloads again, as fetch_info does
+    assert manager.fetch("a:0.0").read_bytes() == sample_file.read_bytes()
+    assert manager.fetch_info("a:0.0").from_cache is False
+
+
 def test_simple_date_versioning(store_url: tuple[str, dict[str, object]], sample_file: Path) -> None:
     url, options = store_url
     store = AssetStore(url, options, versioning="simple_date")
