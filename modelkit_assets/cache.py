@@ -11,7 +11,7 @@ Layout (modelkit's, so one assets dir can serve both tools)::
     │       └── .SUCCESS             its marker, inside the folder before it is renamed in
     └── .cache/
         ├── nlp/tokenizer.lock       one lock per asset (flock: released when a process dies)
-        ├── staging/{asset}@{version}-{uuid}/   downloads being verified
+        ├── staging/nlp__tokenizer@1.0-{uuid}/ downloads being verified (/ in the name as __)
         ├── manifests/nlp/tokenizer/1.0.meta   copy of the version's manifest (verify, sync)
         └── leases/nlp/tokenizer/1.0.lease     held (shared) by processes using 1.0 (prune)
 

@@ -6,8 +6,9 @@ Remote layout, relative to the store root (modelkit 0.1.3's, plus hidden claims)
     {root}/{name}/{version}             a file asset's bytes
     {root}/{name}/{version}/{path}      a directory asset: one object per file
     {root}/{name}/{version}.meta        the commit: JSON manifest, created exclusively, last
-    {root}/{name}/.claims/{version}/{n} who is publishing {version} (attempt n); invisible
+    {root}/{name}/.claims/{version}/{n:06d}  who is publishing {version} (attempt n); invisible
                                         to modelkit, whose listings only read ``.versions``
+    {root}/{name}/.claims/.new/{n:06d}  who is creating {name} (``new``); see claims.py
 
 Local assets dir (modelkit's layout, so both tools can share it)::
 
@@ -15,7 +16,8 @@ Local assets dir (modelkit's layout, so both tools can share it)::
     {dir}/{name}/.{version}.SUCCESS     marker of a complete file asset
     {dir}/{name}/{version}/.SUCCESS     marker of a complete directory asset
     {dir}/.cache/{name}.lock            one lock per asset (modelkit's path)
-    {dir}/.cache/staging/{uuid}/        downloads in progress, renamed into place once verified
+    {dir}/.cache/staging/{name with / as __}@{version}-{uuid}/
+                                        downloads in progress, renamed into place once verified
     {dir}/.cache/manifests/{name}/{version}.meta   copy of the version's manifest (verify, sync)
     {dir}/.cache/leases/{name}/{version}.lease     shared lock of processes using the version (prune)
 """
