@@ -17,6 +17,14 @@ from modelkit_assets.cli.errors import EXIT_ERROR
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
+def _one_of(items: list[str] | None, all_: bool, what: str) -> None:
+    """Usage error unless exactly one of ``items`` and ``--all`` is given."""
+    if not items and not all_:
+        raise typer.BadParameter(f"give {what} or --all")
+    if items and all_:
+        raise typer.BadParameter(f"give {what} or --all, not both")
+
+
 def verify(
     ctx: typer.Context,
     specs: Annotated[
@@ -44,10 +52,7 @@ def verify(
     from modelkit_assets.maintenance.verify import select_targets
     from modelkit_assets.maintenance.verify import verify as run_verify
 
-    if not specs and not all_:
-        raise typer.BadParameter("give SPEC... or --all")
-    if specs and all_:
-        raise typer.BadParameter("give SPEC... or --all, not both")
+    _one_of(specs, all_, "SPEC...")
     state = CliState.of(ctx)
     manager = state.manager()
     store = manager.store
@@ -106,10 +111,7 @@ def repair(
     from modelkit_assets.cli.progress import human_size
     from modelkit_assets.maintenance.repair import repair as run_repair
 
-    if not names and not all_:
-        raise typer.BadParameter("give NAME... or --all")
-    if names and all_:
-        raise typer.BadParameter("give NAME... or --all, not both")
+    _one_of(names, all_, "NAME...")
     state = CliState.of(ctx)
     store = state.store()
     reports = run_repair(store, None if all_ else names, delete_orphans=delete_orphans, dry_run=dry_run)
