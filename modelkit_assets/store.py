@@ -651,23 +651,18 @@ class AssetStore:
         """
         name, version = meta.name, meta.version
         if meta.is_directory:
-            pairs = [
-                (self.layout.data(name, version, p), os.path.join(destination, *p.split("/")))
-                for p in meta.files
-            ]
-            sizes = [e.size for e in meta.files.values()]
+            pairs, sizes, items = [], [], []
+            for path, entry in meta.files.items():
+                local = os.path.join(destination, *path.split("/"))
+                pairs.append((self.layout.data(name, version, path), local))
+                sizes.append(entry.size)
+                items.append((local, entry, f"{name}:{version}[{path}]"))
         else:
-            pairs = [(self.layout.data(name, version), destination)]
             # a file asset published by modelkit has no entry at all in its meta
-            sizes = [next(iter(meta.files.values()), FileEntry(None, None)).size]
-        if meta.is_directory:
-            items = [
-                (local, entry, f"{name}:{version}[{path}]")
-                for (path, entry), (_, local) in zip(meta.files.items(), pairs, strict=True)
-            ]
-        else:
-            entry = next(iter(meta.files.values()), None)
-            items = [(destination, entry or FileEntry(None, None), f"{name}:{version}")]
+            entry = next(iter(meta.files.values()), FileEntry(None, None))
+            pairs = [(self.layout.data(name, version), destination)]
+            sizes = [entry.size]
+            items = [(destination, entry, f"{name}:{version}")]
 
         def fetch_and_verify() -> None:
             with store_errors(self.display_url, f"download {name}:{version}"):
