@@ -288,6 +288,31 @@ def test_copy_that_arrives_corrupt_commits_nothing(
     assert not other.exists("models/clf")
 
 
+def test_a_failed_copy_withdraws_its_claim_so_a_retry_copies(
+    store: AssetStore, sample_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = (
+        AssetStore(f"memory://z{uuid.uuid4().hex[:12]}")
+        if not store.url.startswith("memory")
+        else AssetStore((tmp_path / "other").as_uri())
+    )
+    store.new(sample_file, "models/clf")
+    real_upload = copy_module.upload
+
+    def corrupting(fs, pairs, **kwargs):  # type: ignore[no-untyped-def]
+        real_upload(fs, pairs, **kwargs)
+        fs.pipe_file(pairs[0][1], b"bit rot on the way")
+
+    monkeypatch.setattr(copy_module, "upload", corrupting)
+    with pytest.raises(IntegrityError):
+        copy(store, other, "models/clf")
+    monkeypatch.setattr(copy_module, "upload", real_upload)
+    # same process, so the claim's writer looks alive: it must have been withdrawn
+    (result,) = copy(store, other, "models/clf")
+    assert result.status == "copied"
+    assert other.versions("models/clf") == ["0.0"]
+
+
 # -- bundle ----------------------------------------------------------------------------
 def _tree(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*")}

@@ -26,6 +26,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from modelkit_assets import claims
 from modelkit_assets.backend import create_exclusive, store_errors
 from modelkit_assets.errors import (
     IntegrityError,
@@ -124,41 +125,45 @@ def copy_version(
     if _check_present(dst, meta):
         return result
     writer = f"copy-{uuid.uuid4().hex}"
-    if dst._acquire(name, version, writer) is None:
+    claim = dst._acquire(name, version, writer)
+    if claim is None:
         raise PublishConflictError(
             f"{name}:{version} is being published in {dst.display_url} by another writer; retry later."
         )
     if _check_present(dst, meta):  # a modelkit writer commits without claiming
         return result
-    server_side = src.fs is dst.fs
-    pairs = [(s, t) for (s, _, _), (t, _, _) in zip(sources, targets, strict=True)]
-    with store_errors(dst.display_url, f"copy {name}:{version}"):
-        if server_side:
-            try:
-                copy_objects(dst.fs, pairs, concurrency=dst.concurrency)
-            except NotImplementedError:
-                server_side = False
-        if not server_side:
-            with tempfile.TemporaryDirectory(prefix="modelkit-assets-copy-") as tmp:
-                local = os.path.join(tmp, "data")
-                if meta.is_directory:
-                    os.mkdir(local)
-                src.download_version(meta, local, callback=callback)  # verified (G4)
-                if meta.is_directory:
-                    uploads = [(os.path.join(local, *p.split("/")), t) for t, p, _ in targets if p]
-                else:
-                    uploads = [(local, targets[0][0])]
-                upload(dst.fs, uploads, concurrency=dst.concurrency)
-    report = VerifyReport()
-    jobs = [(p, e, t) for t, p, e in targets]
-    check_files(jobs, lambda key: sha256_object(dst.fs, key), "store", name, version, report)
-    if report.problems:
-        with store_errors(dst.display_url, f"clean up {name}:{version}"):
-            dst._remove_quietly(dst.layout.data(name, version))
-        raise IntegrityError(
-            f"The copy of {name}:{version} in {dst.display_url} does not match its manifest "
-            f"({report.problems[0]}; {len(report.problems)} problem(s)); nothing was committed. Retry."
-        )
+    try:
+        server_side = src.fs is dst.fs
+        pairs = [(s, t) for (s, _, _), (t, _, _) in zip(sources, targets, strict=True)]
+        with store_errors(dst.display_url, f"copy {name}:{version}"):
+            if server_side:
+                try:
+                    copy_objects(dst.fs, pairs, concurrency=dst.concurrency)
+                except NotImplementedError:
+                    server_side = False
+            if not server_side:
+                with tempfile.TemporaryDirectory(prefix="modelkit-assets-copy-") as tmp:
+                    local = os.path.join(tmp, "data")
+                    if meta.is_directory:
+                        os.mkdir(local)
+                    src.download_version(meta, local, callback=callback)  # verified (G4)
+                    if meta.is_directory:
+                        uploads = [(os.path.join(local, *p.split("/")), t) for t, p, _ in targets if p]
+                    else:
+                        uploads = [(local, targets[0][0])]
+                    upload(dst.fs, uploads, concurrency=dst.concurrency)
+        report = VerifyReport()
+        jobs = [(p, e, t) for t, p, e in targets]
+        check_files(jobs, lambda key: sha256_object(dst.fs, key), "store", name, version, report)
+        if report.problems:
+            raise IntegrityError(
+                f"The copy of {name}:{version} in {dst.display_url} does not match its manifest "
+                f"({report.problems[0]}; {len(report.problems)} problem(s)); nothing was committed. Retry."
+            )
+    except BaseException:
+        # remove the data, then the claim, so that a retry (even in this process) copies
+        claims.withdraw(dst, name, claim, None)
+        raise
     with store_errors(dst.display_url, f"commit {name}:{version}"):
         try:
             create_exclusive(dst.fs, dst.layout.meta(name, version), raw)
