@@ -185,6 +185,8 @@ class FaultProxy:
         self.upstream = (host, int(port))
         self.flavour = flavour
         self.seed = seed
+        #: text (a test's random bucket name) replaced by a constant before rolling
+        self.mask: str | None = None
         self.delay_s = delay_s
         self.configure(rate=rate, kinds=kinds, only=only)
         #: ``(method, path, request body) -> bool``: answers to lose after the server acted
@@ -240,7 +242,11 @@ class FaultProxy:
     def decide(self, method: str, path: str) -> str | None:
         """The fault for this request, or ``None`` (keyed on method, path without its
         query, and how often that pair was seen: independent of arrival order)."""
-        key = (method, path.split("?", 1)[0])
+        bare = path.split("?", 1)[0]
+        if self.mask:
+            # the random bucket name of each test must not change which requests fail
+            bare = bare.replace(self.mask, "<bucket>")
+        key = (method, bare)
         with self._lock:
             self._seen[key] += 1
             nth = self._seen[key]

@@ -59,6 +59,7 @@ def proxied(request: pytest.FixtureRequest) -> Iterator[Proxied]:
     server = request.getfixturevalue(f"{backend}_server")
     url, direct = request.getfixturevalue(f"{backend}_store_factory")()
     with FaultProxy(server.url, flavour=backend, seed=20240601, delay_s=0.5) as proxy:
+        proxy.mask = url.split("://", 1)[1].split("/", 1)[0]
         yield Proxied(backend, url, servers.storage_options(backend, proxy.url), direct, proxy)
 
 
