@@ -297,7 +297,8 @@ class AssetStore:
         if found is None:
             raise VersionNotFoundError(
                 f"Asset {spec.name} has no version matching {spec.version} in {self.display_url} "
-                f"(latest: {', '.join(versions[:5])})."
+                f"(latest: {', '.join(versions[:5])}); pick one of those, or see all with "
+                f"`modelkit-assets versions {spec.name}`."
             )
         return found
 
