@@ -71,6 +71,8 @@ if TYPE_CHECKING:
     from modelkit_assets.settings import Settings
 
 T = TypeVar("T")
+#: the built-in systems: a name segment valid in any of them is a version, not a name
+_BUILTIN_SYSTEMS = (get_versioning("major_minor"), get_versioning("simple_date"))
 
 
 @dataclass(frozen=True)
@@ -199,14 +201,14 @@ class AssetStore:
         InvalidNameError
         """
         check_name(name)
-        systems = {self.versioning, *(get_versioning(n) for n in ("major_minor", "simple_date"))}
-        for segment in name.split("/")[1:]:
-            if any(system.is_valid(segment) for system in systems):
+        segments = name.split("/")
+        for segment in segments[1:]:
+            if any(system.is_valid(segment) for system in (self.versioning, *_BUILTIN_SYSTEMS)):
                 raise InvalidNameError(
                     f"Asset name {name!r} has a segment {segment!r} that is a version: its files would "
                     "mix with that version of the parent asset; rename the segment (e.g. `v1.0`)."
                 )
-        for segment in name.split("/"):
+        for segment in segments:
             if segment.endswith((META_SUFFIX, VERSIONS_SUFFIX)):
                 raise InvalidNameError(
                     f"Asset name {name!r} has a segment ending in `{META_SUFFIX}` or `{VERSIONS_SUFFIX}`, "
