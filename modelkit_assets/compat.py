@@ -768,7 +768,7 @@ def _system_of(store: AssetStore, version: str) -> str:
 def _store_with_versioning(store: AssetStore, system: str) -> AssetStore:
     return AssetStore(
         store.url,
-        store._storage_options,
+        store.storage_options,
         versioning=system,
         concurrency=store.concurrency,
         claim_ttl_s=store.claim_ttl_s,

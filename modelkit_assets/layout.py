@@ -25,7 +25,9 @@ Local assets dir (modelkit's layout, so both tools can share it)::
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 META_SUFFIX = ".meta"
 VERSIONS_SUFFIX = ".versions"
@@ -36,6 +38,16 @@ STAGING_DIR = "staging"
 MANIFESTS_DIR = "manifests"
 LEASES_DIR = "leases"
 LEASE_SUFFIX = ".lease"
+
+
+def committed_versions(entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The versions committed in a listing of ``{root}/{name}/``: one per ``{version}.meta``
+    object, in listing order (sort them with the versioning system)."""
+    return [
+        e["name"].rstrip("/").rsplit("/", 1)[-1][: -len(META_SUFFIX)]
+        for e in entries
+        if e["type"] == "file" and e["name"].endswith(META_SUFFIX)
+    ]
 
 
 def join(*parts: str) -> str:

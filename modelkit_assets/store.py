@@ -11,38 +11,27 @@ Publishing a version (G1-G3)::
 
 A crash before 4 leaves no version; the claim of a dead writer (same host and its
 process gone, or older than the claim TTL) is resumed by the next publisher. The claim
-protocol lives in claims.py.
+protocol lives in claims.py; every request goes through the store's ``Remote``
+(remote.py: the filesystem, its retries and error translation).
 """
 
 from __future__ import annotations
 
 import builtins
-import contextlib
 import datetime as dt
-import functools
 import getpass
 import json
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from modelkit_assets import claims
 from modelkit_assets._version import __version__
-from modelkit_assets.backend import (
-    basename,
-    create_exclusive,
-    is_local,
-    list_dir,
-    open_filesystem,
-    redact_url,
-    store_errors,
-    write_replace,
-)
-from modelkit_assets.claims import Claim
+from modelkit_assets.backend import basename, redact_url
+from modelkit_assets.claims import NEW_KEY, Claim, Claims
 from modelkit_assets.errors import (
     AssetExistsError,
     AssetNotFoundError,
@@ -56,8 +45,9 @@ from modelkit_assets.errors import (
     VersionExistsError,
     VersionNotFoundError,
 )
-from modelkit_assets.layout import META_SUFFIX, VERSIONS_SUFFIX, RemoteLayout
+from modelkit_assets.layout import META_SUFFIX, VERSIONS_SUFFIX, RemoteLayout, committed_versions
 from modelkit_assets.manifest import AssetMeta, FileEntry
+from modelkit_assets.remote import Remote
 from modelkit_assets.retry import RetryPolicy
 from modelkit_assets.source import Source, scan_source
 from modelkit_assets.spec import AssetSpec, check_name
@@ -70,7 +60,6 @@ if TYPE_CHECKING:
 
     from modelkit_assets.settings import Settings
 
-T = TypeVar("T")
 #: the built-in systems: a name segment valid in any of them is a version, not a name
 _BUILTIN_SYSTEMS = (get_versioning("major_minor"), get_versioning("simple_date"))
 
@@ -140,22 +129,27 @@ class AssetStore:
             url = settings.store_url
             if storage_options is None:
                 storage_options = settings.storage_options
-        self.url = os.fspath(url)
-        if "://" not in self.url:
-            from pathlib import Path
-
-            self.url = Path(self.url).expanduser().resolve().as_uri()
-        self._storage_options = dict(storage_options or {})
         self.versioning = get_versioning(
             versioning if versioning is not None else settings.versioning if settings else None
         )
         self.concurrency = concurrency or (settings.concurrency if settings else 32)
-        self.claim_ttl_s = claim_ttl_s or (settings.claim_ttl_s if settings else 6 * 3600.0)
-        self._fs = filesystem
-        self._root: str | None = None
-        self._retry = retry
-        self._retry_settings = (
-            (settings.retries, settings.retry_deadline_s) if settings is not None else (5, 120.0)
+        attempts, deadline_s = (settings.retries, settings.retry_deadline_s) if settings else (5, 120.0)
+        #: where the store is and how each request to it is made (remote.py)
+        self.remote = Remote(
+            url,
+            storage_options,
+            pool_size=self.concurrency,
+            filesystem=filesystem,
+            retry=retry,
+            attempts=attempts,
+            deadline_s=deadline_s,
+        )
+        self.url = self.remote.url
+        #: who owns which version while it is published (claims.py)
+        self.claims = Claims(
+            self.remote,
+            self.versioning,
+            claim_ttl_s or (settings.claim_ttl_s if settings else 6 * 3600.0),
         )
 
     @classmethod
@@ -163,30 +157,31 @@ class AssetStore:
         """The store configured by the environment (DESIGN.md's table)."""
         return cls()
 
-    # -- plumbing -----------------------------------------------------------------
+    # -- plumbing (the Remote's) ------------------------------------------------------
     @property
     def display_url(self) -> str:
         """The URL without credentials (G7)."""
-        return redact_url(self.url)
+        return self.remote.display_url
+
+    @property
+    def storage_options(self) -> Mapping[str, Any]:
+        """The fsspec options the store was opened with (secrets: never print them)."""
+        return self.remote.storage_options
+
+    @property
+    def claim_ttl_s(self) -> float:
+        return self.claims.ttl_s
 
     def __repr__(self) -> str:
         return f"AssetStore({self.display_url!r}, versioning={self.versioning.name!r})"
 
     @property
     def fs(self) -> AbstractFileSystem:
-        if self._fs is None or self._root is None:
-            with store_errors(self.display_url, "open the store"):
-                fs, root = open_filesystem(self.url, self._storage_options, pool_size=self.concurrency)
-            if self._fs is None:
-                self._fs = fs
-            self._root = root
-        return self._fs
+        return self.remote.fs
 
     @property
     def layout(self) -> RemoteLayout:
-        self.fs  # noqa: B018 - resolves the root
-        assert self._root is not None
-        return RemoteLayout(self._root)
+        return self.remote.layout
 
     def _check_name(self, name: str) -> str:
         """``check_name``, plus the names the remote layout cannot tell apart (G1, G5).
@@ -220,40 +215,21 @@ class AssetStore:
     def retry(self) -> RetryPolicy:
         """How each request is retried: ``retry=`` or the settings' ``MODELKIT_ASSETS_RETRIES``
         and ``MODELKIT_ASSETS_RETRY_DEADLINE_S``; never on a local disk or memory."""
-        if self._retry is None:
-            from fsspec.implementations.memory import MemoryFileSystem
-
-            if is_local(self.fs) or isinstance(self.fs, MemoryFileSystem):
-                self._retry = RetryPolicy.never()
-            else:
-                attempts, deadline = self._retry_settings
-                self._retry = RetryPolicy(attempts=attempts, deadline_s=deadline)
-        return self._retry
-
-    def _request(self, action: str, func: Callable[[], T]) -> T:
-        """``func()`` (one store request), its errors translated and retried (retry.py)."""
-
-        def attempt() -> T:
-            with store_errors(self.display_url, action):
-                return func()
-
-        return self.retry.call(attempt, what=action)
+        return self.remote.retry
 
     def _where(self, name: str, version: str | None = None) -> str:
         return f"{name}:{version}" if version else name
 
     # -- reading ------------------------------------------------------------------
     def _listing(self, name: str) -> list[dict[str, Any]]:
-        path = self.layout.asset_dir(name)
-        return self._request(f"list {name}", lambda: list_dir(self.fs, path))
+        return self.remote.list(self.layout.asset_dir(name), f"list {name}")
 
     def _committed(self, entries: list[dict[str, Any]]) -> list[str]:
-        found = [
-            basename(e["name"])[: -len(META_SUFFIX)]
-            for e in entries
-            if e["type"] == "file" and e["name"].endswith(META_SUFFIX)
-        ]
-        return self.versioning.sort(found)
+        return self.versioning.sort(committed_versions(entries))
+
+    def is_committed(self, name: str, version: str) -> bool:
+        """Whether ``{version}.meta`` exists, asked of the server (one request)."""
+        return self.claims.is_committed(name, version)
 
     def versions(self, name: str) -> list[str]:
         """Committed versions of ``name``, latest first (one listing request).
@@ -271,9 +247,7 @@ class AssetStore:
         return versions
 
     def _not_found(self, name: str, entries: list[dict[str, Any]]) -> AssetNotFoundError:
-        others = [
-            basename(e["name"])[: -len(META_SUFFIX)] for e in entries if e["name"].endswith(META_SUFFIX)
-        ]
+        others = committed_versions(entries)
         if others:
             return AssetNotFoundError(
                 f"Asset {name} has versions in {self.display_url} ({', '.join(sorted(others)[:3])}) but "
@@ -315,7 +289,7 @@ class AssetStore:
         self.versioning.check(version)
         key = self.layout.meta(name, version)
         try:
-            raw = self._request(f"read {name}:{version}", lambda: self.fs.cat_file(key))
+            raw = self.remote.read(key, f"read {name}:{version}")
         except FileNotFoundError:
             raise VersionNotFoundError(
                 f"Version {version} of {name} does not exist in {self.display_url}; see "
@@ -399,8 +373,8 @@ class AssetStore:
         same kind of storage (same endpoint and credentials, the usual case), otherwise
         none, so the SDK's environment variables apply."""
         text = os.fspath(path)
-        if "://" in text and text.split("://", 1)[0].lower() == self.url.split("://", 1)[0].lower():
-            return self._storage_options
+        if "://" in text and text.split("://", 1)[0].lower() == self.remote.protocol:
+            return self.storage_options
         return {}
 
     def _check_pinned(self, name: str, version: str) -> None:
@@ -463,7 +437,7 @@ class AssetStore:
         name = plan.name
         new_claim = None
         if plan.is_new:
-            new_claim = claims.acquire(self, name, claims.NEW_KEY, writer)
+            new_claim = self.claims.acquire(name, NEW_KEY, writer)
             if new_claim is None:
                 raise AssetExistsError(
                     f"Asset {name} is being created in {self.display_url} by another writer; "
@@ -482,9 +456,9 @@ class AssetStore:
                 committed or list(plan.existing), major=plan.major, bump_major=plan.bump_major
             )
         if plan.pinned:
-            claim = claims.claim_pinned(self, name, plan.version, committed, writer)
+            claim = self.claims.claim_pinned(name, plan.version, committed, writer)
         else:
-            claim = claims.claim_version(self, name, candidate, committed, writer, bump_major=plan.bump_major)
+            claim = self.claims.claim_version(name, candidate, committed, writer, bump_major=plan.bump_major)
         meta = AssetMeta(
             name=name,
             version=claim.version,
@@ -509,37 +483,11 @@ class AssetStore:
                     "Publish again once they are no longer written."
                 )
         except BaseException:
-            claims.withdraw(self, name, claim, new_claim)
+            self.claims.withdraw(name, claim, new_claim)
             raise
         self._commit(meta)
         self.refresh_index(name)
         return meta
-
-    def _meta_exists(self, name: str, version: str) -> bool:
-        key = self.layout.meta(name, version)
-
-        def check() -> bool:
-            self.fs.invalidate_cache(key)
-            return bool(self.fs.exists(key))
-
-        return self._request(f"check {name}:{version}", check)
-
-    def _acquire(self, name: str, key: str, writer: str) -> Claim | None:
-        """Own ``key`` (a version, or the creation of the asset), or ``None`` (claims.py)."""
-        return claims.acquire(self, name, key, writer)
-
-    def _is_stale(self, claim_key: str) -> bool:
-        """Whether the writer of a claim is gone (claims.py)."""
-        return claims.is_stale(self, claim_key)
-
-    def _remove_quietly(self, key: str) -> None:
-        def remove() -> None:
-            self.fs.invalidate_cache(key)
-            if self.fs.exists(key):
-                self.fs.rm(key, recursive=True)
-
-        with contextlib.suppress(FileNotFoundError):
-            self._request(f"clean {key}", remove)
 
     def _upload_data(
         self,
@@ -552,7 +500,7 @@ class AssetStore:
     ) -> None:
         if not source.is_directory:
             pairs = [(source.files[0].local, self.layout.data(name, claim.version))]
-            with store_errors(self.display_url, f"upload {name}:{claim.version}"):
+            with self.remote.errors(f"upload {name}:{claim.version}"):
                 upload(self.fs, pairs, callback=callback, concurrency=self.concurrency, retry=self.retry)
             return
         same = self._unchanged(source, name, previous)
@@ -564,7 +512,7 @@ class AssetStore:
                 if f.path in same
             ]
             try:
-                with store_errors(self.display_url, f"copy unchanged files into {name}:{claim.version}"):
+                with self.remote.errors(f"copy unchanged files into {name}:{claim.version}"):
                     copy_objects(self.fs, copies, concurrency=self.concurrency, retry=self.retry)
             except (NotImplementedError, FileNotFoundError):
                 same = set()  # no server-side copy here, or the previous object is gone
@@ -573,7 +521,7 @@ class AssetStore:
             for f in source.files
             if f.path not in same
         ]
-        with store_errors(self.display_url, f"upload {name}:{claim.version}"):
+        with self.remote.errors(f"upload {name}:{claim.version}"):
             upload(self.fs, pairs, callback=callback, concurrency=self.concurrency, retry=self.retry)
 
     def _unchanged(self, source: Source, name: str, previous: str | None) -> set[str]:
@@ -595,11 +543,11 @@ class AssetStore:
         key = self.layout.meta(meta.name, meta.version)
         action = f"commit {meta.name}:{meta.version}"
         try:
-            self._request(action, lambda: create_exclusive(self.fs, key, meta.to_json()))
+            self.remote.create_exclusive(key, meta.to_json(), action)
         except FileExistsError:
             # our own create whose answer was lost and retried is still ours
             try:
-                raw = self._request(action, lambda: self.fs.cat_file(key))
+                raw = self.remote.read(key, action)
                 existing = AssetMeta.from_json(raw, meta.name, meta.version)
             except (InvalidMetaError, FileNotFoundError):
                 existing = None
@@ -621,7 +569,7 @@ class AssetStore:
         for _ in range(10):
             versions = self._committed(self._listing(name))
             data = json.dumps({"versions": versions}).encode()
-            self._request(f"update the index of {name}", functools.partial(write_replace, self.fs, key, data))
+            self.remote.replace(key, data, f"update the index of {name}")
             if self._committed(self._listing(name)) == versions:
                 break
         return versions
@@ -629,12 +577,8 @@ class AssetStore:
     def read_index(self, name: str) -> list[str] | None:
         """The versions in ``{name}.versions`` (``None`` when it is missing or unreadable)."""
         key = self.layout.versions_index(name)
-        def read() -> bytes:
-            self.fs.invalidate_cache(key)
-            return bytes(self.fs.cat_file(key))
-
         try:
-            data = json.loads(self._request(f"read the index of {name}", read))
+            data = json.loads(self.remote.read(key, f"read the index of {name}"))
         except (FileNotFoundError, ValueError):
             return None
         versions = data.get("versions") if isinstance(data, dict) else None
@@ -668,7 +612,7 @@ class AssetStore:
             items = [(destination, entry, f"{name}:{version}")]
 
         def fetch_and_verify() -> None:
-            with store_errors(self.display_url, f"download {name}:{version}"):
+            with self.remote.errors(f"download {name}:{version}"):
                 try:
                     download(
                         self.fs,
@@ -695,39 +639,43 @@ class AssetStore:
     def list(self, prefix: str = "") -> Iterator[tuple[str, builtins.list[str]]]:
         """Every asset (under ``prefix``) and its committed versions, latest first.
 
-        The name tree is walked one level at a time with concurrent delimited listings;
-        versions come from the ``.meta`` objects, so a stale index never hides one.
+        Versions come from the ``.meta`` objects (``walk``), so a stale index never hides one.
+        """
+        results: dict[str, builtins.list[str]] = {}
+        for rel, entries in self.walk(prefix):
+            versions = self.versioning.sort(committed_versions(entries))
+            if rel and versions:
+                results[rel] = versions
+        for name in sorted(results):
+            yield name, results[name]
+
+    def walk(self, prefix: str = "") -> Iterator[tuple[str, builtins.list[dict[str, Any]]]]:
+        """Each folder of the asset-name tree under ``prefix`` and its listing.
+
+        The tree is walked one level at a time with concurrent delimited listings; hidden
+        folders (claims) and the data folders of versions are not descended into.
         """
         prefix = prefix.strip("/")
-        results: dict[str, builtins.list[str]] = {}
         level = [prefix] if prefix else [""]
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             while level:
-                listings = list(pool.map(self._list_names_dir, level))
+                listings = builtins.list(pool.map(self._list_names_dir, level))
                 level = []
                 for rel, entries in listings:
-                    metas = {
-                        basename(e["name"])[: -len(META_SUFFIX)]
-                        for e in entries
-                        if e["type"] == "file" and e["name"].endswith(META_SUFFIX)
-                    }
-                    versions = self.versioning.sort(metas)
-                    if rel and versions:
-                        results[rel] = versions
+                    yield rel, entries
+                    versions = set(committed_versions(entries))
                     for entry in entries:
                         if entry["type"] != "directory":
                             continue
                         child = basename(entry["name"])
                         if (
                             child.startswith(".")
-                            or child in metas
+                            or child in versions
                             or (rel and self.versioning.is_valid(child))
                         ):
                             continue
                         level.append(f"{rel}/{child}" if rel else child)
-        for name in sorted(results):
-            yield name, results[name]
 
     def _list_names_dir(self, rel: str) -> tuple[str, builtins.list[dict[str, Any]]]:
         path = self.layout.asset_dir(rel) if rel else self.layout.root
-        return rel, self._request("list assets", lambda: list_dir(self.fs, path))
+        return rel, self.remote.list(path, "list assets")

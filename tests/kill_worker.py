@@ -38,8 +38,7 @@ import gcsfs  # noqa: F401
 import s3fs  # noqa: F401
 from helpers_worker import digests
 
-import modelkit_assets.claims as claims_module
-import modelkit_assets.store as store_module
+import modelkit_assets.remote as remote_module
 from modelkit_assets import AssetsManager, AssetStore
 from modelkit_assets.cache import AssetCache
 from modelkit_assets.errors import AssetsError
@@ -103,10 +102,9 @@ def _is_coroutine(func: Callable[..., Any]) -> bool:
 
 
 def _instrument(ticker: Ticker, store: AssetStore) -> None:
-    for module in (store_module, claims_module):  # the claims are created in claims.py
-        for name in ("create_exclusive", "write_replace", "list_dir"):
-            if hasattr(module, name):
-                setattr(module, name, ticker.wrap(getattr(module, name)))
+    # every store request of the protocol goes through remote.py (claims, commit, index)
+    for name in ("create_exclusive", "write_replace", "list_dir"):
+        setattr(remote_module, name, ticker.wrap(getattr(remote_module, name)))
     for name in ("install", "save_manifest"):
         setattr(AssetCache, name, ticker.wrap(getattr(AssetCache, name)))
     cls = type(store.fs)

@@ -63,7 +63,7 @@ def _crashed_publish(store: AssetStore, name: str, version: str, *, directory: b
 @pytest.fixture
 def quick_ttl(store: AssetStore) -> AssetStore:
     """The same store with a claim TTL of 0.5 s: data older than that may be orphaned."""
-    return AssetStore(store.url, store._storage_options, claim_ttl_s=0.5, filesystem=store.fs)
+    return AssetStore(store.url, store.storage_options, claim_ttl_s=0.5, filesystem=store.fs)
 
 
 # -- repair ----------------------------------------------------------------------------

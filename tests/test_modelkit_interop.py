@@ -320,7 +320,7 @@ def test_modelkit_never_sees_unfinished_or_hidden_objects(
     from the index, so modelkit neither lists nor fetches it."""
     store.new(make_source("f", b"one"), "x/file")
     plan = store.plan_update(make_source("g", b"two"), "x/file")
-    claim = store._acquire("x/file", plan.version, "crashed-writer")  # a writer that died mid-upload
+    claim = store.claims.acquire("x/file", plan.version, "crashed-writer")  # a writer that died mid-upload
     assert claim is not None
     store._upload_data(plan.source, "x/file", claim, None)
     listed, fetched = modelkit.try_run(["list"], ["fetch", f"x/file:{plan.version}"])

@@ -26,8 +26,6 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelkit_assets import claims
-from modelkit_assets.backend import create_exclusive, store_errors
 from modelkit_assets.errors import (
     IntegrityError,
     InvalidSubPartError,
@@ -70,15 +68,14 @@ class CopyResult:
 
 def _read_meta(store: AssetStore, name: str, version: str) -> tuple[bytes, AssetMeta]:
     store.meta(name, version)  # raises VersionNotFoundError with the usual message
-    with store_errors(store.display_url, f"read {name}:{version}"):
-        raw = bytes(store.fs.cat_file(store.layout.meta(name, version)))
+    raw = store.remote.read(store.layout.meta(name, version), f"read {name}:{version}")
     return raw, AssetMeta.from_json(raw, name, version)
 
 
 def _check_present(dst: AssetStore, meta: AssetMeta) -> bool:
     """True if the destination already holds this exact version; raise if it holds
     another version under the same number."""
-    if not dst._meta_exists(meta.name, meta.version):
+    if not dst.is_committed(meta.name, meta.version):
         return False
     existing = dst.meta(meta.name, meta.version)
     if existing.digest() != meta.digest():
@@ -125,7 +122,7 @@ def copy_version(
     if _check_present(dst, meta):
         return result
     writer = f"copy-{uuid.uuid4().hex}"
-    claim = dst._acquire(name, version, writer)
+    claim = dst.claims.acquire(name, version, writer)
     if claim is None:
         raise PublishConflictError(
             f"{name}:{version} is being published in {dst.display_url} by another writer; retry later."
@@ -135,7 +132,7 @@ def copy_version(
     try:
         server_side = src.fs is dst.fs
         pairs = [(s, t) for (s, _, _), (t, _, _) in zip(sources, targets, strict=True)]
-        with store_errors(dst.display_url, f"copy {name}:{version}"):
+        with dst.remote.errors(f"copy {name}:{version}"):
             if server_side:
                 try:
                     copy_objects(dst.fs, pairs, concurrency=dst.concurrency)
@@ -162,15 +159,14 @@ def copy_version(
             )
     except BaseException:
         # remove the data, then the claim, so that a retry (even in this process) copies
-        claims.withdraw(dst, name, claim, None)
+        dst.claims.withdraw(name, claim)
         raise
-    with store_errors(dst.display_url, f"commit {name}:{version}"):
-        try:
-            create_exclusive(dst.fs, dst.layout.meta(name, version), raw)
-        except FileExistsError:
-            if not _check_present(dst, meta):
-                raise
-            return result
+    try:
+        dst.remote.create_exclusive(dst.layout.meta(name, version), raw, f"commit {name}:{version}")
+    except FileExistsError:
+        if not _check_present(dst, meta):
+            raise
+        return result
     dst.refresh_index(name)
     return CopyResult(name, version, "copied", server_side, len(meta.files), meta.size)
 

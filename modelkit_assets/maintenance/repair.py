@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from modelkit_assets.backend import basename, list_dir, store_errors
+from modelkit_assets.backend import basename
 from modelkit_assets.claims import NEW_KEY
-from modelkit_assets.layout import CLAIMS_DIR, META_SUFFIX, VERSIONS_SUFFIX
+from modelkit_assets.layout import CLAIMS_DIR, META_SUFFIX, VERSIONS_SUFFIX, committed_versions
 
 if TYPE_CHECKING:
     from modelkit_assets.store import AssetStore
@@ -120,25 +120,11 @@ def _modified(info: dict[str, Any]) -> dt.datetime | None:
 def asset_names(store: AssetStore) -> list[str]:
     """Every asset of the store, committed or not: a folder holding ``.meta`` objects or
     a ``.claims`` folder (a ``new`` that never committed has only the latter)."""
-    layout, fs = store.layout, store.fs
-    found: list[str] = []
-    level = [""]
-    while level:
-        following: list[str] = []
-        for rel in level:
-            with store_errors(store.display_url, "list assets"):
-                entries = list_dir(fs, layout.asset_dir(rel) if rel else layout.root)
-            children = {basename(e["name"]): e["type"] for e in entries}
-            if rel and (
-                children.get(CLAIMS_DIR) == "directory"
-                or any(n.endswith(META_SUFFIX) and t == "file" for n, t in children.items())
-            ):
-                found.append(rel)
-            for child, kind in children.items():
-                if kind != "directory" or child.startswith(".") or (rel and store.versioning.is_valid(child)):
-                    continue
-                following.append(f"{rel}/{child}" if rel else child)
-        level = following
+    found = []
+    for rel, entries in store.walk():
+        has_claims = any(e["type"] == "directory" and basename(e["name"]) == CLAIMS_DIR for e in entries)
+        if rel and (has_claims or committed_versions(entries)):
+            found.append(rel)
     return sorted(found)
 
 
@@ -154,11 +140,9 @@ def repair_asset(
     data and stale or leftover claims (see the module docstring for the safety rules).
     With ``dry_run`` nothing is written: the report says what would be done."""
     now = now or dt.datetime.now(dt.UTC)
-    fs, layout = store.fs, store.layout
     report = AssetRepair(name)
-    with store_errors(store.display_url, f"list {name}"):
-        entries = list_dir(fs, layout.asset_dir(name))
-    metas = {basename(e["name"])[: -len(META_SUFFIX)] for e in entries if e["name"].endswith(META_SUFFIX)}
+    entries = store.remote.list(store.layout.asset_dir(name), f"list {name}")
+    metas = set(committed_versions(entries))
     report.committed = store.versioning.sort(metas)
     report.index_before = store.read_index(name)
     if report.index_before is not None or report.committed:
@@ -191,33 +175,35 @@ def repair_asset(
 def _objects(store: AssetStore, entry: dict[str, Any]) -> list[dict[str, Any]]:
     if entry["type"] != "directory":
         return [entry]
-    with store_errors(store.display_url, "list orphaned data"):
+    def find() -> list[dict[str, Any]]:
         store.fs.invalidate_cache(entry["name"])
         return list(store.fs.find(entry["name"], detail=True).values())
 
+    return store.remote.request("list orphaned data", find)
+
 
 def _claims(store: AssetStore, name: str, committed: set[str]) -> list[ClaimState]:
-    fs, layout = store.fs, store.layout
+    layout, remote = store.layout, store.remote
+    action = f"list the claims of {name}"
     states: list[ClaimState] = []
-    with store_errors(store.display_url, f"list the claims of {name}"):
-        for entry in list_dir(fs, layout.claims_dir(name)):
-            version = basename(entry["name"])
-            if entry["type"] != "directory":
-                continue
-            attempts = sorted(
-                basename(e["name"])
-                for e in list_dir(fs, layout.claims_dir(name, version))
-                if basename(e["name"]).isdigit()
-            )
-            if not attempts:
-                continue
-            if version in committed or (version == NEW_KEY and committed):
-                state = "leftover"
-            elif store._is_stale(layout.claim(name, version, int(attempts[-1]))):
-                state = "stale"
-            else:
-                state = "live"
-            states.append(ClaimState(version, len(attempts), state))
+    for entry in remote.list(layout.claims_dir(name), action):
+        version = basename(entry["name"])
+        if entry["type"] != "directory":
+            continue
+        attempts = sorted(
+            basename(e["name"])
+            for e in remote.list(layout.claims_dir(name, version), action)
+            if basename(e["name"]).isdigit()
+        )
+        if not attempts:
+            continue
+        if version in committed or (version == NEW_KEY and committed):
+            state = "leftover"
+        elif store.claims.is_stale(layout.claim(name, version, int(attempts[-1]))):
+            state = "stale"
+        else:
+            state = "live"
+        states.append(ClaimState(version, len(attempts), state))
     return states
 
 
@@ -231,19 +217,18 @@ def _delete(store: AssetStore, name: str, report: AssetRepair) -> None:
     orphans = {o.version for o in report.orphans}
     for version in sorted(doomed):
         committed = version in report.committed
-        if not committed and store._acquire(name, version, writer) is None:
+        if not committed and store.claims.acquire(name, version, writer) is None:
             continue  # a live writer took it over since we looked
-        with store_errors(store.display_url, f"delete orphaned data of {name}:{version}"):
-            if not committed:
-                store._remove_quietly(layout.data(name, version))
-            store._remove_quietly(layout.claims_dir(name, version))
+        action = f"delete orphaned data of {name}:{version}"
+        if not committed:
+            store.remote.remove(layout.data(name, version), action)
+        store.remote.remove(layout.claims_dir(name, version), action)
         if version in orphans:
             report.deleted_orphans.append(version)
         report.deleted_claims.append(version)
     new_claim = next((c for c in report.claims if c.version == NEW_KEY), None)
     if new_claim is not None and new_claim.state in ("stale", "leftover"):
-        with store_errors(store.display_url, f"delete the creation claim of {name}"):
-            store._remove_quietly(layout.claims_dir(name, NEW_KEY))
+        store.remote.remove(layout.claims_dir(name, NEW_KEY), f"delete the creation claim of {name}")
         report.deleted_claims.append(NEW_KEY)
 
 
