@@ -124,14 +124,10 @@ class AssetStore:
         filesystem: AbstractFileSystem | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        if settings is None and (
-            url is None or versioning is None or concurrency is None or claim_ttl_s is None or retry is None
-        ):
-            from modelkit_assets.settings import get_settings
+        from modelkit_assets.settings import get_settings
 
-            settings = get_settings()
         if url is None:
-            assert settings is not None
+            settings = settings if settings is not None else get_settings()
             if settings.store_url is None:
                 raise ConfigurationError(
                     "No store is configured (MODELKIT_ASSETS_STORE=none); set MODELKIT_ASSETS_STORE "
@@ -140,6 +136,10 @@ class AssetStore:
             url = settings.store_url
             if storage_options is None:
                 storage_options = settings.storage_options
+        elif settings is None and (
+            versioning is None or concurrency is None or claim_ttl_s is None or retry is None
+        ):
+            settings = get_settings()
         self.url = os.fspath(url)
         if "://" not in self.url:
             from pathlib import Path
@@ -172,21 +172,23 @@ class AssetStore:
     def __repr__(self) -> str:
         return f"AssetStore({self.display_url!r}, versioning={self.versioning.name!r})"
 
-    @property
-    def fs(self) -> AbstractFileSystem:
+    def _open(self) -> tuple[AbstractFileSystem, str]:
+        """The filesystem and the root path in it, opened on first use."""
         if self._fs is None or self._root is None:
             with store_errors(self.display_url, "open the store"):
                 fs, root = open_filesystem(self.url, self._storage_options, pool_size=self.concurrency)
             if self._fs is None:
                 self._fs = fs
             self._root = root
-        return self._fs
+        return self._fs, self._root
+
+    @property
+    def fs(self) -> AbstractFileSystem:
+        return self._open()[0]
 
     @property
     def layout(self) -> RemoteLayout:
-        self.fs  # noqa: B018 - resolves the root
-        assert self._root is not None
-        return RemoteLayout(self._root)
+        return RemoteLayout(self._open()[1])
 
     def _check_name(self, name: str) -> str:
         """``check_name``, plus the names the remote layout cannot tell apart (G1, G5).
@@ -555,9 +557,8 @@ class AssetStore:
             with store_errors(self.display_url, f"upload {name}:{claim.version}"):
                 upload(self.fs, pairs, callback=callback, concurrency=self.concurrency, retry=self.retry)
             return
-        same = self._unchanged(source, name, previous)
-        if same:
-            assert previous is not None
+        same: set[str] = set()
+        if previous is not None and (same := self._unchanged(source, name, previous)):
             copies = [
                 (self.layout.data(name, previous, f.path), self.layout.data(name, claim.version, f.path))
                 for f in source.files
@@ -576,13 +577,11 @@ class AssetStore:
         with store_errors(self.display_url, f"upload {name}:{claim.version}"):
             upload(self.fs, pairs, callback=callback, concurrency=self.concurrency, retry=self.retry)
 
-    def _unchanged(self, source: Source, name: str, previous: str | None) -> set[str]:
+    def _unchanged(self, source: Source, name: str, previous: str) -> set[str]:
         """Files of ``source`` identical (size and sha256) to those of ``previous``: they
         are copied inside the store instead of uploaded. The new manifest still lists
         and hashes every file, so fetch verifies copies like uploads.
         """
-        if previous is None:
-            return set()
         try:
             old = self.meta(name, previous)
         except (VersionNotFoundError, InvalidMetaError):
