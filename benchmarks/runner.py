@@ -281,23 +281,8 @@ class Bench:
             for client in clients:
                 dest = self.root / "fetched" / f"{client}-{name}"
                 shutil.rmtree(dest, ignore_errors=True)
-                if client in ("ours", "modelkit"):
-                    # both publish as an asset and fetch it through their manager
-                    self.publish_then_fetch(
-                        workload,
-                        client,
-                        run,
-                        [f"{client}-publish", "--src", str(source), "--prefix", client, "--name", name],
-                        [f"{client}-fetch", "--dest", str(dest), "--prefix", client, "--spec", f"{name}:0.0"],
-                    )
-                elif client == "s3fs":
-                    self.publish_then_fetch(
-                        workload,
-                        client,
-                        run,
-                        ["s3fs-put", "--src", str(source), "--prefix", f"s3fs/{name}"],
-                        ["s3fs-get", "--dest", str(dest), "--prefix", f"s3fs/{name}"],
-                    )
+                if client in ("ours", "modelkit", "s3fs"):
+                    self.publish_then_fetch(workload, client, run, *_transfer_ops(client, source, dest, name))
                 elif client == "aws":
                     remote = f"s3://{BUCKET}/aws/{name}/"
                     target = remote if is_dir else remote + source.name
@@ -396,6 +381,21 @@ class Bench:
 
 
 # -- data and helpers -------------------------------------------------------------------
+def _transfer_ops(client: str, source: Path, dest: Path, name: str) -> tuple[list[str], list[str]]:
+    """The ``clients.py`` arguments that publish ``source`` as ``name`` with ``client``,
+    then fetch it into ``dest``."""
+    if client == "s3fs":
+        return (
+            ["s3fs-put", "--src", str(source), "--prefix", f"s3fs/{name}"],
+            ["s3fs-get", "--dest", str(dest), "--prefix", f"s3fs/{name}"],
+        )
+    # ours and modelkit publish an asset and fetch it through their manager
+    return (
+        [f"{client}-publish", "--src", str(source), "--prefix", client, "--name", name],
+        [f"{client}-fetch", "--dest", str(dest), "--prefix", client, "--spec", f"{name}:0.0"],
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
