@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -62,26 +62,33 @@ def ours_update(args: argparse.Namespace) -> None:
     _emit(_timed(lambda: store.update(args.src, args.name)))
 
 
-def ours_fetch(args: argparse.Namespace) -> None:
+def _ours_manager(args: argparse.Namespace) -> Any:
     from modelkit_assets import AssetsManager
 
-    manager = AssetsManager(store=_ours_store(args.prefix), assets_dir=args.dest)
+    return AssetsManager(store=_ours_store(args.prefix), assets_dir=args.dest)
+
+
+def ours_fetch(args: argparse.Namespace) -> None:
+    manager = _ours_manager(args)
     _emit(_timed(lambda: manager.fetch(args.spec)))
+
+
+def _emit_listing(listing: Callable[[], Iterable[Any]]) -> None:
+    """Time a full listing (consumed to the end) and report how many assets it gave."""
+    found: list[Any] = []
+    seconds = _timed(lambda: found.extend(listing()))
+    _emit(seconds, assets=len(found))
 
 
 def ours_list(args: argparse.Namespace) -> None:
     store = _ours_store(args.prefix)
-    found: list[Any] = []
-    seconds = _timed(lambda: found.extend(store.list()))
-    _emit(seconds, assets=len(found))
+    _emit_listing(store.list)
 
 
 def ours_cached(args: argparse.Namespace) -> None:
     """Median of ``--repeat`` pinned fetches already in the cache (run with the server
     stopped: any request would fail)."""
-    from modelkit_assets import AssetsManager
-
-    manager = AssetsManager(store=_ours_store(args.prefix), assets_dir=args.dest)
+    manager = _ours_manager(args)
     manager.fetch(args.spec)
     _emit(*_repeat(lambda: manager.fetch(args.spec), args.repeat))
 
@@ -125,29 +132,28 @@ def modelkit_publish(args: argparse.Namespace) -> None:
     _emit(_timed(lambda: provider.new(args.src, args.name, "0.0")))
 
 
-def modelkit_fetch(args: argparse.Namespace) -> None:
-    _quiet_modelkit()
+def _modelkit_manager(args: argparse.Namespace) -> Any:
     from modelkit.assets.manager import AssetsManager
 
     os.makedirs(args.dest, exist_ok=True)
-    manager = AssetsManager(assets_dir=args.dest, storage_provider=_modelkit_provider(args.prefix))
+    return AssetsManager(assets_dir=args.dest, storage_provider=_modelkit_provider(args.prefix))
+
+
+def modelkit_fetch(args: argparse.Namespace) -> None:
+    _quiet_modelkit()
+    manager = _modelkit_manager(args)
     _emit(_timed(lambda: manager.fetch_asset(args.spec)))
 
 
 def modelkit_list(args: argparse.Namespace) -> None:
     _quiet_modelkit()
     provider = _modelkit_provider(args.prefix)
-    found: list[Any] = []
-    seconds = _timed(lambda: found.extend(provider.iterate_assets()))
-    _emit(seconds, assets=len(found))
+    _emit_listing(provider.iterate_assets)
 
 
 def modelkit_cached(args: argparse.Namespace) -> None:
     _quiet_modelkit()
-    from modelkit.assets.manager import AssetsManager
-
-    os.makedirs(args.dest, exist_ok=True)
-    manager = AssetsManager(assets_dir=args.dest, storage_provider=_modelkit_provider(args.prefix))
+    manager = _modelkit_manager(args)
     manager.fetch_asset(args.spec)
     _emit(*_repeat(lambda: manager.fetch_asset(args.spec), args.repeat))
 

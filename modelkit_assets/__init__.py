@@ -1,7 +1,10 @@
 """modelkit-assets: immutable, versioned ML assets in any fsspec store, fetched into a
 verified local cache.
 
-Public names are imported lazily so that ``import modelkit_assets`` (and the CLI's
+The public names are the ones in ``__all__`` (each documented in the README's API
+section; ``tests/test_public_api.py`` holds both to this list). The error tree is
+imported at once (``errors.py`` imports nothing); the classes that pull in fsspec are
+imported lazily, on first access, so that ``import modelkit_assets`` (and the CLI's
 start-up) stays cheap.
 """
 
@@ -11,39 +14,51 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from modelkit_assets._version import __version__
+from modelkit_assets.errors import (
+    AssetExistsError,
+    AssetNotFoundError,
+    AssetsError,
+    BackendNotInstalledError,
+    CacheLockTimeoutError,
+    CacheNotWritableError,
+    ConfigurationError,
+    IntegrityError,
+    InvalidMetaError,
+    InvalidNameError,
+    InvalidSourceError,
+    InvalidSpecError,
+    InvalidSubPartError,
+    InvalidVersionError,
+    LockfileError,
+    LockMismatchError,
+    PublishConflictError,
+    ReadOnlyFilesystemError,
+    StoreError,
+    StoreNotFoundError,
+    StorePermissionError,
+    StoreUnreachableError,
+    SubPartNotFoundError,
+    UnknownVersioningSystemError,
+    VersionExistsError,
+    VersionNotFoundError,
+)
 
 if TYPE_CHECKING:
-    from modelkit_assets.errors import (
-        AssetExistsError,
-        AssetNotFoundError,
-        AssetsError,
-        IntegrityError,
-        InvalidSpecError,
-        StoreError,
-        VersionExistsError,
-        VersionNotFoundError,
-    )
     from modelkit_assets.manager import AssetsManager, FetchResult
-    from modelkit_assets.manifest import AssetMeta
+    from modelkit_assets.manifest import AssetMeta, FileEntry
     from modelkit_assets.settings import Settings
     from modelkit_assets.spec import AssetSpec
-    from modelkit_assets.store import AssetStore
+    from modelkit_assets.store import AssetStore, PublishPlan
 
 _LAZY = {
-    "AssetExistsError": "modelkit_assets.errors",
     "AssetMeta": "modelkit_assets.manifest",
-    "AssetNotFoundError": "modelkit_assets.errors",
     "AssetSpec": "modelkit_assets.spec",
     "AssetStore": "modelkit_assets.store",
-    "AssetsError": "modelkit_assets.errors",
     "AssetsManager": "modelkit_assets.manager",
     "FetchResult": "modelkit_assets.manager",
-    "IntegrityError": "modelkit_assets.errors",
-    "InvalidSpecError": "modelkit_assets.errors",
+    "FileEntry": "modelkit_assets.manifest",
+    "PublishPlan": "modelkit_assets.store",
     "Settings": "modelkit_assets.settings",
-    "StoreError": "modelkit_assets.errors",
-    "VersionExistsError": "modelkit_assets.errors",
-    "VersionNotFoundError": "modelkit_assets.errors",
 }
 
 __all__ = [
@@ -54,11 +69,31 @@ __all__ = [
     "AssetStore",
     "AssetsError",
     "AssetsManager",
+    "BackendNotInstalledError",
+    "CacheLockTimeoutError",
+    "CacheNotWritableError",
+    "ConfigurationError",
     "FetchResult",
+    "FileEntry",
     "IntegrityError",
+    "InvalidMetaError",
+    "InvalidNameError",
+    "InvalidSourceError",
     "InvalidSpecError",
+    "InvalidSubPartError",
+    "InvalidVersionError",
+    "LockMismatchError",
+    "LockfileError",
+    "PublishConflictError",
+    "PublishPlan",
+    "ReadOnlyFilesystemError",
     "Settings",
     "StoreError",
+    "StoreNotFoundError",
+    "StorePermissionError",
+    "StoreUnreachableError",
+    "SubPartNotFoundError",
+    "UnknownVersioningSystemError",
     "VersionExistsError",
     "VersionNotFoundError",
     "__version__",

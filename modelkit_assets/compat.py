@@ -62,7 +62,7 @@ from modelkit_assets import errors
 from modelkit_assets.backend import protocol_of, redact_url
 from modelkit_assets.manager import AssetsManager as _Manager
 from modelkit_assets.manifest import AssetMeta
-from modelkit_assets.settings import Settings, _modelkit_store, get_settings
+from modelkit_assets.settings import Settings, _modelkit_provider_store, get_settings
 from modelkit_assets.spec import AssetSpec as _Spec
 from modelkit_assets.spec import check_name, check_relative_path, check_version_syntax
 from modelkit_assets.store import AssetStore
@@ -573,8 +573,7 @@ class StorageProvider:
                 or env.get("AZURE_STORAGE_CONNECTION_STRING")
                 or "",
             }
-            url, options = _modelkit_store(modelkit_env)
-            assert url is not None
+            url, options = _modelkit_provider_store(provider, str(bucket), prefix, modelkit_env)
             options.update(_driver_options(provider, driver_settings))
             self.driver = StoreDriver(str(bucket), provider)
         elif settings.store_url is not None and not settings.embedded:

@@ -82,6 +82,14 @@ def _modelkit_store(env: Mapping[str, str]) -> tuple[str | None, dict[str, Any]]
             f"MODELKIT_STORAGE_PROVIDER={provider} needs MODELKIT_STORAGE_BUCKET (the bucket, "
             "container or local folder)."
         )
+    return _modelkit_provider_store(provider, bucket, prefix, env)
+
+
+def _modelkit_provider_store(
+    provider: str, bucket: str, prefix: str, env: Mapping[str, str]
+) -> tuple[str, dict[str, Any]]:
+    """The store URL and options of modelkit's ``provider`` (``s3``, ``gcs``, ``az``,
+    ``local``) for ``bucket`` and ``prefix``; ``env`` gives the endpoint variables."""
     options: dict[str, Any] = {}
     if provider == "s3":
         if env.get("S3_ENDPOINT"):

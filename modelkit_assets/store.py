@@ -113,14 +113,10 @@ class AssetStore:
         filesystem: AbstractFileSystem | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        if settings is None and (
-            url is None or versioning is None or concurrency is None or claim_ttl_s is None or retry is None
-        ):
-            from modelkit_assets.settings import get_settings
+        from modelkit_assets.settings import get_settings
 
-            settings = get_settings()
         if url is None:
-            assert settings is not None
+            settings = settings if settings is not None else get_settings()
             if settings.store_url is None:
                 raise ConfigurationError(
                     "No store is configured (MODELKIT_ASSETS_STORE=none); set MODELKIT_ASSETS_STORE "
@@ -129,6 +125,10 @@ class AssetStore:
             url = settings.store_url
             if storage_options is None:
                 storage_options = settings.storage_options
+        elif settings is None and (
+            versioning is None or concurrency is None or claim_ttl_s is None or retry is None
+        ):
+            settings = get_settings()
         self.versioning = get_versioning(
             versioning if versioning is not None else settings.versioning if settings else None
         )
@@ -503,9 +503,8 @@ class AssetStore:
             with self.remote.errors(f"upload {name}:{claim.version}"):
                 upload(self.fs, pairs, callback=callback, concurrency=self.concurrency, retry=self.retry)
             return
-        same = self._unchanged(source, name, previous)
-        if same:
-            assert previous is not None
+        same: set[str] = set()
+        if previous is not None and (same := self._unchanged(source, name, previous)):
             copies = [
                 (self.layout.data(name, previous, f.path), self.layout.data(name, claim.version, f.path))
                 for f in source.files
@@ -524,13 +523,11 @@ class AssetStore:
         with self.remote.errors(f"upload {name}:{claim.version}"):
             upload(self.fs, pairs, callback=callback, concurrency=self.concurrency, retry=self.retry)
 
-    def _unchanged(self, source: Source, name: str, previous: str | None) -> set[str]:
+    def _unchanged(self, source: Source, name: str, previous: str) -> set[str]:
         """Files of ``source`` identical (size and sha256) to those of ``previous``: they
         are copied inside the store instead of uploaded. The new manifest still lists
         and hashes every file, so fetch verifies copies like uploads.
         """
-        if previous is None:
-            return set()
         try:
             old = self.meta(name, previous)
         except (VersionNotFoundError, InvalidMetaError):

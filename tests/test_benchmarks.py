@@ -124,3 +124,152 @@ def test_run_quick_produces_a_table_and_json(tmp_path: Path) -> None:
     assert list(tmp_path.glob("bench-*.md")) and list(tmp_path.glob("bench-*.json"))
     cached = next(r for r in report["summary"]["rows"] if (r["workload"], r["op"]) == ("e", "in-proc"))
     assert cached["median_s"] < 0.01  # served from the cache with the server stopped
+
+
+# -- report.py: recorded measurements -> medians, ratios, tables ----------------------------
+def _record(
+    workload: str, op: str, client: str, run: int, seconds: float, rss: float = 50.0
+) -> dict[str, object]:
+    return {
+        "workload": workload,
+        "op": op,
+        "client": client,
+        "run": run,
+        "seconds": seconds,
+        "maxrss_mb": rss,
+    }
+
+
+def _failed(workload: str, op: str, client: str, run: int) -> dict[str, object]:
+    return {"workload": workload, "op": op, "client": client, "run": run, "error": "boom | exit 1"}
+
+
+def _full_report(records: list[dict[str, object]], notes: list[str] | None = None) -> dict[str, object]:
+    report = _load("report")
+    return {
+        "started": "2026-12-01T10-00-00Z",
+        "rtt_ms": 20.0,
+        "runs": 3,
+        "runs_large": 1,
+        "quick": True,
+        "machine": {
+            "nproc": 2,
+            "cpu": "Test CPU",
+            "memory_gib": 8.0,
+            "system": "Linux 6",
+            "python": "3.11.7",
+            "versions": {"modelkit-assets": "0.1.0"},
+        },
+        "notes": notes or [],
+        "records": records,
+        "summary": report.summarize(records, {"a": 4_000_000}),
+    }
+
+
+RECORDS = [
+    # ours: 2.0, 4.0, 3.0 -> median 3.0 (not the mean 3.0 of an even count: see the fetch)
+    _record("a", "publish", "ours", 0, 2.0, rss=60),
+    _record("a", "publish", "ours", 1, 4.0, rss=80),
+    _record("a", "publish", "ours", 2, 3.0, rss=70),
+    # modelkit: 30, 31, 100 -> median 31 (the mean would be 53.7)
+    _record("a", "publish", "modelkit", 0, 30.0),
+    _record("a", "publish", "modelkit", 1, 100.0),
+    _record("a", "publish", "modelkit", 2, 31.0),
+    # s3fs: slower than ours by 1.5x
+    _record("a", "publish", "s3fs", 0, 4.5),
+    # fetch: ours has two good runs (1.0, 2.0 -> 1.5) and one failure that must not count
+    _record("a", "fetch", "ours", 0, 1.0),
+    _record("a", "fetch", "ours", 1, 2.0),
+    _failed("a", "fetch", "ours", 2),
+    # aws failed every fetch: no row, no ratio, no speed-up target
+    _failed("a", "fetch", "aws", 0),
+    _record("a", "fetch", "modelkit", 0, 3.0),
+]
+
+
+def test_report_medians_ignore_failures_and_outliers() -> None:
+    summary = _load("report").summarize(RECORDS, {"a": 4_000_000})
+    rows = {(r["workload"], r["op"], r["client"]): r for r in summary["rows"]}
+    assert rows["a", "publish", "ours"]["median_s"] == 3.0
+    assert rows["a", "publish", "modelkit"]["median_s"] == 31.0
+    assert rows["a", "fetch", "ours"]["median_s"] == 1.5
+    assert rows["a", "fetch", "ours"]["runs"] == 2  # the failed run is not a run
+    assert rows["a", "publish", "ours"]["peak_rss_mb"] == 80  # the worst run's peak
+    assert rows["a", "publish", "ours"]["mb_per_s"] == pytest.approx(4_000_000 / 3.0 / 1e6)
+    assert ("a", "fetch", "aws") not in rows
+    assert list(rows) == sorted(rows)  # stable order: workload, op, client
+
+
+def test_report_ratios_are_theirs_over_ours() -> None:
+    summary = _load("report").summarize(RECORDS, {})
+    ratios = {(r["workload"], r["op"], r["versus"]): r for r in summary["ratios"]}
+    assert ratios["a", "publish", "modelkit"]["speedup"] == pytest.approx(31.0 / 3.0)
+    assert ratios["a", "publish", "s3fs"]["speedup"] == pytest.approx(1.5)
+    assert ratios["a", "fetch", "modelkit"]["speedup"] == pytest.approx(2.0)
+    assert ratios["a", "publish", "s3fs"]["ours_s"] == 3.0
+    assert ratios["a", "publish", "s3fs"]["their_s"] == 4.5
+    # the anchor is never compared with itself, and a client that never succeeded is absent
+    assert set(ratios) == {("a", "publish", "modelkit"), ("a", "publish", "s3fs"), ("a", "fetch", "modelkit")}
+
+
+def test_report_without_the_anchor_has_no_ratio() -> None:
+    records = [_record("d", "list", "modelkit", 0, 5.0), _failed("d", "list", "ours", 0)]
+    summary = _load("report").summarize(records, {})
+    assert [r["client"] for r in summary["rows"]] == ["modelkit"]
+    assert summary["ratios"] == []
+    target = next(t for t in summary["targets"] if t["target"].startswith("(d)"))
+    assert target["measured"] is None and target["met"] is None
+
+
+def test_report_targets_are_met_or_not_from_the_ratios() -> None:
+    targets = {t["target"]: t for t in _load("report").summarize(RECORDS, {})["targets"]}
+    publish = targets["(a) publish: speed-up over modelkit 0.1.3"]
+    assert publish["measured"] == pytest.approx(31.0 / 3.0) and publish["met"] is True
+    fetch = targets["(a) fetch: speed-up over modelkit 0.1.3"]
+    assert fetch["measured"] == pytest.approx(2.0) and fetch["met"] is False
+    assert targets["(a) fetch: speed-up over aws s3 cp"]["met"] is None  # aws never succeeded
+    assert targets["(a) publish: time vs raw s3fs (s3fs/ours)"]["met"] is True
+
+
+def test_report_cached_fetch_targets_use_the_right_units() -> None:
+    records = [_record("e", "in-proc", "ours", 0, 40e-6), _record("e", "cli", "ours", 0, 0.5)]
+    targets = {t["target"]: t for t in _load("report").summarize(records, {})["targets"]}
+    in_process = targets["(e) cached pinned fetch in-process (us)"]
+    assert in_process["measured"] == pytest.approx(40.0) and in_process["met"] is True
+    cli = targets["(e) cached pinned fetch, CLI (s)"]
+    assert cli["measured"] == 0.5 and cli["met"] is False
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(8.7e-6, "8.7 us"), (0.0009999, "999.9 us"), (0.001, "1.0 ms"), (0.106, "106.0 ms"), (5.664, "5.66 s")],
+)
+def test_report_formats_seconds_with_a_unit(seconds: float, text: str) -> None:
+    assert _load("report").fmt_seconds(seconds) == text
+
+
+def test_report_markdown_tables() -> None:
+    report = _load("report")
+    text = report.markdown(_full_report(RECORDS, notes=["awscli is unavailable"]))
+    lines = text.splitlines()
+    assert lines[0] == "Run 2026-12-01T10-00-00Z · RTT 20 ms · runs 3 (1 GiB case: 1) · quick sizes"
+    assert lines[1].startswith("Machine: 2 CPUs (Test CPU), 8.0 GiB RAM, Linux 6, Python 3.11.7; ")
+    assert "| a | publish | ours | 3 | 3.00 s | 1.3 | 80 |" in lines
+    assert "| a | fetch | ours | 2 | 1.50 s | 2.7 | 50 |" in lines
+    assert "| a | publish | 3.00 s | modelkit | 31.00 s | 10.33x |" in lines
+    assert "| a | publish | 3.00 s | s3fs | 4.50 s | 1.50x |" in lines
+    assert not any("| aws |" in line for line in lines)  # no cell for a client without a result
+    assert "| (a) fetch: speed-up over aws s3 cp | > 1x | n/a | not measured |" in lines
+    assert "| (a) fetch: speed-up over modelkit 0.1.3 | >= 8x | 2.00 | **no** |" in lines
+    assert "| (a) publish: speed-up over modelkit 0.1.3 | >= 8x | 10.33 | yes |" in lines
+    assert "- awscli is unavailable" in lines
+    assert "- FAILED a fetch aws run 0: boom | exit 1" in lines
+    assert "- FAILED a fetch ours run 2: boom | exit 1" in lines
+    assert text.endswith("\n")
+
+
+def test_report_markdown_with_a_zero_anchor_time_says_n_a() -> None:
+    records = [_record("d", "list", "ours", 0, 0.0), _record("d", "list", "modelkit", 0, 2.0)]
+    lines = _load("report").markdown(_full_report(records)).splitlines()
+    assert "| d | list | 0.0 us | modelkit | 2.00 s | n/a |" in lines
+

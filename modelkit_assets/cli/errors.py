@@ -32,7 +32,8 @@ _HINT = f"set {DEBUG_VARIABLE}=1 to see the traceback"
 
 
 def _os_error(err: BaseException) -> str:
-    assert isinstance(err, OSError)
+    if not isinstance(err, OSError):
+        return _unexpected(err)
     where = f": {err.filename}" if getattr(err, "filename", None) else ""
     if err.errno == errno.ENOSPC:
         return f"No space left on the device{where}; free some space or point --assets-dir elsewhere."
