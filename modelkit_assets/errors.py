@@ -28,7 +28,8 @@ Each class also inherits the builtin that matches its failure, so callers that c
     │   ├── StorePermissionError (PermissionError)
     │   └── StoreUnreachableError (ConnectionError)
     ├── BackendNotInstalledError (ImportError)
-    └── ReadOnlyFilesystemError (PermissionError)
+    ├── ReadOnlyFilesystemError (PermissionError)
+    └── OfflineError (RuntimeError)
 
 Messages name the asset, the version and the store (its URL without secrets) and say
 what to do next. They never contain credentials or storage options.
@@ -145,3 +146,8 @@ class BackendNotInstalledError(AssetsError, ImportError):
 class ReadOnlyFilesystemError(AssetsError, PermissionError):
     """A write through the ``modelkit-assets://`` fsspec protocol: published versions
     never change; publish a new one instead."""
+
+
+class OfflineError(AssetsError, RuntimeError):
+    """Offline mode (``MODELKIT_ASSETS_OFFLINE``) is on and the operation needs the store:
+    it is refused before any connection is attempted."""

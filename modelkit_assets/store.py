@@ -38,6 +38,7 @@ from modelkit_assets.backend import (
     is_local,
     list_dir,
     open_filesystem,
+    protocol_of,
     redact_url,
     store_errors,
     write_replace,
@@ -53,6 +54,7 @@ from modelkit_assets.errors import (
     InvalidSourceError,
     InvalidSpecError,
     InvalidVersionError,
+    OfflineError,
     VersionExistsError,
     VersionNotFoundError,
 )
@@ -110,6 +112,9 @@ class AssetStore:
         Passed to fsspec; never printed.
     versioning
         ``major_minor`` (default), ``simple_date`` or a registered system.
+    offline
+        ``True`` (default: ``MODELKIT_ASSETS_OFFLINE``): every operation that would reach
+        the store raises ``OfflineError`` instead, before any connection is attempted.
     """
 
     def __init__(
@@ -123,9 +128,15 @@ class AssetStore:
         settings: Settings | None = None,
         filesystem: AbstractFileSystem | None = None,
         retry: RetryPolicy | None = None,
+        offline: bool | None = None,
     ) -> None:
         if settings is None and (
-            url is None or versioning is None or concurrency is None or claim_ttl_s is None or retry is None
+            url is None
+            or versioning is None
+            or concurrency is None
+            or claim_ttl_s is None
+            or retry is None
+            or offline is None
         ):
             from modelkit_assets.settings import get_settings
 
@@ -151,6 +162,7 @@ class AssetStore:
         )
         self.concurrency = concurrency or (settings.concurrency if settings else 32)
         self.claim_ttl_s = claim_ttl_s or (settings.claim_ttl_s if settings else 6 * 3600.0)
+        self.offline = bool(offline if offline is not None else settings.offline if settings else False)
         self._fs = filesystem
         self._root: str | None = None
         self._retry = retry
@@ -174,6 +186,19 @@ class AssetStore:
 
     @property
     def fs(self) -> AbstractFileSystem:
+        """The store's filesystem: every read and write goes through here, so this is
+        where offline mode stops them (no connection is ever attempted).
+
+        Raises
+        ------
+        OfflineError
+            When offline mode is on.
+        """
+        if self.offline:
+            raise OfflineError(
+                f"offline: the store {self.display_url} is not used while MODELKIT_ASSETS_OFFLINE "
+                "is set; unset it to reach the store."
+            )
         if self._fs is None or self._root is None:
             with store_errors(self.display_url, "open the store"):
                 fs, root = open_filesystem(self.url, self._storage_options, pool_size=self.concurrency)
@@ -184,7 +209,13 @@ class AssetStore:
 
     @property
     def layout(self) -> RemoteLayout:
-        self.fs  # noqa: B018 - resolves the root
+        if self._root is None and self.offline and protocol_of(self.url) in ("file", "local", "memory"):
+            # keys of a disk or memory store are known without any connection, offline too
+            # (compat checks that the assets dir is not the store's folder)
+            with store_errors(self.display_url, "open the store"):
+                self._root = open_filesystem(self.url, self._storage_options)[1]
+        if self._root is None:
+            self.fs  # noqa: B018 - resolves the root
         assert self._root is not None
         return RemoteLayout(self._root)
 
@@ -629,6 +660,7 @@ class AssetStore:
     def read_index(self, name: str) -> list[str] | None:
         """The versions in ``{name}.versions`` (``None`` when it is missing or unreadable)."""
         key = self.layout.versions_index(name)
+
         def read() -> bytes:
             self.fs.invalidate_cache(key)
             return bytes(self.fs.cat_file(key))
