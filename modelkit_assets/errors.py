@@ -9,6 +9,7 @@ Each class also inherits the builtin that matches its failure, so callers that c
     │   ├── InvalidVersionError
     │   └── InvalidSubPartError
     ├── UnknownVersioningSystemError (ValueError)
+    ├── VersioningOptionError (ValueError)
     ├── ConfigurationError (ValueError)
     ├── InvalidSourceError (ValueError)
     ├── InvalidMetaError (ValueError)
@@ -64,6 +65,11 @@ class InvalidSubPartError(InvalidSpecError):
 
 class UnknownVersioningSystemError(AssetsError, ValueError):
     """No versioning system is registered under this name."""
+
+
+class VersioningOptionError(AssetsError, ValueError):
+    """An option that means nothing for the versioning system in use (``--bump-major`` or
+    ``NAME:MAJOR`` with ``simple_date``), or two options that contradict each other."""
 
 
 class ConfigurationError(AssetsError, ValueError):

@@ -404,11 +404,15 @@ class AssetStore:
 
         Raises
         ------
+        VersioningOptionError
+            For ``NAME:MAJOR`` or ``bump_major`` with a system without majors (or both).
         AssetNotFoundError, VersionExistsError, InvalidVersionError, InvalidSourceError
         """
         spec = AssetSpec.parse(spec) if isinstance(spec, str) else spec
         if spec.sub_part:
             raise InvalidSpecError(f"`update` takes NAME or NAME:MAJOR, not a sub-part ({spec}).")
+        if version is None:
+            self.versioning.check_update(major=spec.version, bump_major=bump_major)
         if spec.version is not None:
             self.versioning.check(spec.version)
         existing = self.versions(spec.name)
