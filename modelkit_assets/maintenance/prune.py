@@ -201,6 +201,8 @@ def _reclaim(
                 lock.acquire()
             except filelock.Timeout:
                 return f"a fetch of {name} is running (cache lock held)"
+            except OSError as err:  # a read-only assets dir: no way to tell, so keep it
+                return f"the cache lock of {name} cannot be taken ({err.strerror or type(err).__name__})"
             held.append(lock)
         if not dry_run:
             # a trash folder may be under removal by a running prune: removing it too is harmless
