@@ -22,6 +22,7 @@ from modelkit_assets.errors import (
     AssetsError,
     CacheNotWritableError,
     ConfigurationError,
+    OfflineError,
     StoreUnreachableError,
     SubPartNotFoundError,
     VersionNotFoundError,
@@ -198,6 +199,11 @@ class AssetsManager:
                     self._sub_part(path, parsed, version), parsed.name, version, parsed.sub_part, True
                 )
         store = None if self.offline else self.store
+        if store is None and force and self.offline:
+            raise OfflineError(
+                f"offline: forcing the download of {parsed.name}:{version} needs the store; unset "
+                "MODELKIT_ASSETS_OFFLINE, or drop --force (MODELKIT_STORAGE_FORCE_DOWNLOAD)."
+            )
         if store is None:
             raise VersionNotFoundError(
                 f"{parsed.name}:{version} is not in the assets dir {self.assets_dir}; "

@@ -417,6 +417,30 @@ def test_offline_library_entry_points_never_connect(
     with pytest.raises(FileNotFoundError, match="unset MODELKIT_ASSETS_OFFLINE"):
         fs.info(f"{FOLDER}:0.1")
 
+    with pytest.raises(OfflineError, match=r"forcing the download of models/clf:0\.1 needs the store"):
+        manager.fetch(f"{ASSET}:0.1", force=True)
+    forced = _cli("fetch", f"{ASSET}:0.1", "--force")
+    assert forced.exit_code == 1 and "unset MODELKIT_ASSETS_OFFLINE" in forced.stderr
+
     legacy = compat.AssetsManager(assets_dir=str(live_offline.assets_dir))
     assert Path(legacy.fetch_asset(f"{ASSET}:0")).read_bytes() == b"v0.1"
     assert connections == []
+
+
+def test_offline_local_store_is_not_read_but_its_folder_is_known(
+    assets_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk store is refused offline like any other (offline means the cache alone), yet
+    its root is known without opening it: compat checks the assets dir is not that folder."""
+    from modelkit_assets import compat
+
+    monkeypatch.setenv("MODELKIT_ASSETS_OFFLINE", "1")
+    monkeypatch.setenv("MODELKIT_ASSETS_STORE", (tmp_path / "store").as_uri())
+    get_settings.cache_clear()
+    store = AssetStore()
+    assert store.offline and store.layout.root == str(tmp_path / "store")
+    with pytest.raises(OfflineError):
+        store.versions(ASSET)  # the store holds 1.0, which offline must not see
+    legacy = compat.AssetsManager(assets_dir=str(assets_dir))
+    assert Path(legacy.fetch_asset(ASSET)).read_bytes() == b"v0.1"
+    assert AssetStore(offline=False).versions(ASSET)[0] == "1.0"
