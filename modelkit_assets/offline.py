@@ -73,7 +73,8 @@ class CachedCatalog:
 
     @property
     def display_url(self) -> str:
-        return f"the assets dir {self.manager.assets_dir} (offline)"
+        """Where answers come from (the ``store`` of ``list --json`` and of a lockfile)."""
+        return f"{self.manager.assets_dir} (offline cache)"
 
     @property
     def versioning(self) -> VersioningSystem:

@@ -444,3 +444,28 @@ def test_offline_local_store_is_not_read_but_its_folder_is_known(
     legacy = compat.AssetsManager(assets_dir=str(assets_dir))
     assert Path(legacy.fetch_asset(ASSET)).read_bytes() == b"v0.1"
     assert AssetStore(offline=False).versions(ASSET)[0] == "1.0"
+
+
+def test_offline_versions_cached_without_a_manifest(
+    assets_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version cached by modelkit has no manifest copy: offline ``info`` says so,
+    ``versions`` shows the others with a note, ``list`` still lists it."""
+    from modelkit_assets.cache import AssetCache
+
+    AssetCache(assets_dir).layout.manifest(ASSET, "0.0").unlink()
+    monkeypatch.setenv("MODELKIT_ASSETS_OFFLINE", "1")
+    monkeypatch.setenv("MODELKIT_ASSETS_STORE", (tmp_path / "store").as_uri())
+    monkeypatch.setenv("MODELKIT_ASSETS_DIR", str(assets_dir))
+    info = _cli("info", f"{ASSET}:0.0")
+    assert info.exit_code == 1
+    assert info.stderr.strip().splitlines()[-1] == (
+        f"Error: {ASSET}:0.0 is in the assets dir {assets_dir} without its manifest (fetched by "
+        "modelkit or an older release); offline mode is on: unset MODELKIT_ASSETS_OFFLINE to ask the store."
+    )
+    versions = _cli("versions", ASSET, "--json")
+    assert versions.exit_code == 0
+    assert [v["version"] for v in json.loads(versions.stdout)["versions"]] == ["0.1"]
+    assert f"offline: {ASSET}:0.0 is cached without its manifest: not shown." in versions.stderr
+    listed = json.loads(_cli("list", "--json").stdout)["assets"]
+    assert listed == [{"name": ASSET, "versions": ["0.1", "0.0"], "count": 2}]

@@ -51,11 +51,24 @@ def list_assets(
     assets_table(stdout_console(), assets, store_url=store.display_url)
 
 
-def _metas(store: Catalog, name: str, versions: list[str]) -> list[AssetMeta]:
+def _metas(state: CliState, store: Catalog, name: str, versions: list[str]) -> list[AssetMeta]:
+    """The metadata of ``versions``; offline, those cached without a manifest (fetched by
+    modelkit) are left out with a note rather than failing the whole listing."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from modelkit_assets.errors import VersionNotFoundError
+
+    def one(version: str) -> AssetMeta | None:
+        try:
+            return store.meta(name, version)
+        except VersionNotFoundError:
+            if not state.settings.offline:
+                raise
+            state.note(f"offline: {name}:{version} is cached without its manifest: not shown.")
+            return None
+
     with ThreadPoolExecutor(max_workers=min(META_READERS, max(1, len(versions)))) as pool:
-        return list(pool.map(lambda v: store.meta(name, v), versions))
+        return [meta for meta in pool.map(one, versions) if meta is not None]
 
 
 def versions(
@@ -69,7 +82,7 @@ def versions(
     """
     state = CliState.of(ctx)
     store = state.catalog()
-    metas = _metas(store, name, store.versions(name))
+    metas = _metas(state, store, name, store.versions(name))
     from modelkit_assets.cli import render
 
     if as_json:

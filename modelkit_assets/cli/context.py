@@ -121,7 +121,10 @@ class CliState:
         from modelkit_assets.offline import ONLINE_HINT, CachedCatalog
 
         catalog = CachedCatalog(self.manager())
-        self.note(f"offline: answering from {catalog.display_url}: cached versions only; {ONLINE_HINT}.")
+        self.note(
+            f"offline: answering from the assets dir {catalog.manager.assets_dir} alone: cached "
+            f"versions only; {ONLINE_HINT}."
+        )
         return catalog
 
     def manager(self) -> AssetsManager:
