@@ -7,9 +7,9 @@ Each class also inherits the builtin that matches its failure, so callers that c
     ├── InvalidSpecError (ValueError)
     │   ├── InvalidNameError
     │   ├── InvalidVersionError
-    │   └── InvalidSubPartError
+    │   ├── InvalidSubPartError
+    │   └── VersioningOptionError
     ├── UnknownVersioningSystemError (ValueError)
-    ├── VersioningOptionError (ValueError)
     ├── ConfigurationError (ValueError)
     ├── InvalidSourceError (ValueError)
     ├── InvalidMetaError (ValueError)
@@ -63,13 +63,13 @@ class InvalidSubPartError(InvalidSpecError):
     """A sub-part would leave the asset version or is malformed."""
 
 
-class UnknownVersioningSystemError(AssetsError, ValueError):
-    """No versioning system is registered under this name."""
-
-
-class VersioningOptionError(AssetsError, ValueError):
+class VersioningOptionError(InvalidSpecError):
     """An option that means nothing for the versioning system in use (``--bump-major`` or
     ``NAME:MAJOR`` with ``simple_date``), or two options that contradict each other."""
+
+
+class UnknownVersioningSystemError(AssetsError, ValueError):
+    """No versioning system is registered under this name."""
 
 
 class ConfigurationError(AssetsError, ValueError):

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from modelkit_assets import AssetStore
 from modelkit_assets.cli.app import app
-from modelkit_assets.errors import VersioningOptionError
+from modelkit_assets.errors import InvalidVersionError, VersioningOptionError
 from modelkit_assets.versioning import MajorMinor, SimpleDate, VersioningSystem
 
 
@@ -69,6 +69,10 @@ def test_major_minor_takes_one_major_option_at_a_time() -> None:
     mm.check_update(bump_major=True)
     with pytest.raises(VersioningOptionError, match=r"give `:0` .* or --bump-major .*, not both"):
         mm.check_update(major="0", bump_major=True)
+    with pytest.raises(VersioningOptionError, match=r"not a complete version \(`:1\.2`\)"):
+        mm.check_update(major="1.2")
+    with pytest.raises(InvalidVersionError):  # not a version at all: the version's own error
+        mm.check_update(major="x")
 
 
 def test_store_update_refuses_them_before_writing(
@@ -87,6 +91,8 @@ def test_store_update_refuses_them_before_writing(
     numbered.new(sample_file, "numbered")
     with pytest.raises(VersioningOptionError, match="not both"):
         numbered.update(sample_file, "numbered:0", bump_major=True)
+    with pytest.raises(VersioningOptionError, match="not a complete version"):
+        numbered.update(sample_file, "numbered:0.0")
     assert numbered.versions("numbered") == ["0.0"]
     assert numbered.update(sample_file, "numbered", bump_major=True) == "1.0"
 
@@ -110,6 +116,7 @@ def test_store_update_refuses_them_before_writing(
         ),
         (["--versioning", "simple_date"], {}, "x:1", [], "`:1` (a major) means nothing with simple_date"),
         ([], {}, "y:0", ["--bump-major"], "not both"),
+        ([], {}, "y:0.0", [], "not a complete version (`:0.0`)"),
     ],
 )
 def test_cli_update_reports_a_usage_error(

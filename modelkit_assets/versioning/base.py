@@ -28,13 +28,21 @@ class VersioningSystem(ABC):
         Raises
         ------
         VersioningOptionError
-            For ``major`` or ``bump_major`` without majors, or for both at once.
+            For ``major`` or ``bump_major`` without majors, for both at once, or for a
+            complete version given as ``major``.
+        InvalidVersionError
+            For a ``major`` that is no version of this system at all.
         """
         if not self.has_majors and (major is not None or bump_major):
             given = "--bump-major" if bump_major else f"`:{major}` (a major)"
             raise VersioningOptionError(
                 f"{given} means nothing with {self.name} versioning (its versions have no major); "
                 "run `update PATH NAME`, or choose major_minor versioning."
+            )
+        if major is not None and self.check(major) and self.is_complete(major):
+            raise VersioningOptionError(
+                f"`update` takes a major (NAME:MAJOR), not a complete version (`:{major}`): versions "
+                "are never overwritten; run `update PATH NAME:MAJOR` or `update PATH NAME`."
             )
         if major is not None and bump_major:
             raise VersioningOptionError(
