@@ -109,6 +109,8 @@ def test_a_killed_fetch_is_counted_and_reclaimed_a_running_one_is_kept(
     assert listing["count"] == 0 and listing["total_size"] == 0
     assert [x["kind"] for x in listing["leftovers"]] == ["staging"]
     assert listing["leftover_size"] == staged
+    assert json.loads(_cli(assets, "cache", "list", NAME, "--json").stdout)["leftover_size"] == staged
+    assert json.loads(_cli(assets, "cache", "list", "other", "--json").stdout)["leftovers"] == []
     text = _cli(assets, "cache", "list")
     assert "1 unfinished download(s) or removal(s) in .cache/staging" in text.stdout
     assert "cache prune" in text.stdout

@@ -121,6 +121,8 @@ def list_cached(
     versions = scan_cache(settings.assets_dir, get_versioning(settings.versioning), name=name)
     total = sum(v.size for v in versions)
     leftovers = scan_leftovers(settings.assets_dir)
+    if name is not None:  # a download's folder starts with its asset's name, "/" written "__"
+        leftovers = [x for x in leftovers if x.key == name.replace("/", "__")]
     leftover_size = sum(leftover.size for leftover in leftovers)
     if as_json:
         from modelkit_assets.cli.render import echo_json
