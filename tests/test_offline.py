@@ -452,7 +452,9 @@ def test_offline_versions_cached_without_a_manifest(
     """A version cached by modelkit has no manifest copy: offline ``info`` says so,
     ``versions`` shows the others with a note, ``list`` still lists it."""
     from modelkit_assets.cache import AssetCache
+    from modelkit_assets.maintenance.lockfile import lock
 
+    lock(AssetStore(tmp_path / "store"), [f"{ASSET}:0.0"]).write(tmp_path / "assets.lock")
     AssetCache(assets_dir).layout.manifest(ASSET, "0.0").unlink()
     monkeypatch.setenv("MODELKIT_ASSETS_OFFLINE", "1")
     monkeypatch.setenv("MODELKIT_ASSETS_STORE", (tmp_path / "store").as_uri())
@@ -467,5 +469,11 @@ def test_offline_versions_cached_without_a_manifest(
     assert versions.exit_code == 0
     assert [v["version"] for v in json.loads(versions.stdout)["versions"]] == ["0.1"]
     assert f"offline: {ASSET}:0.0 is cached without its manifest: not shown." in versions.stderr
+    synced = _cli("sync", str(tmp_path / "assets.lock"))
+    assert synced.exit_code == 1
+    assert (
+        f"{ASSET}:0.0 (no manifest in the cache to check its digest; offline mode is on: unset "
+        "MODELKIT_ASSETS_OFFLINE to read it from the store)" in synced.stderr
+    )
     listed = json.loads(_cli("list", "--json").stdout)["assets"]
     assert listed == [{"name": ASSET, "versions": ["0.1", "0.0"], "count": 2}]

@@ -237,8 +237,12 @@ def sync(
             except AssetsError as err:
                 return f"{entry.pinned} ({err})"
         if meta is None:
-            why = "offline mode keeps the store out" if manager.offline else "no store is configured"
-            return f"{entry.pinned} (no manifest in the cache to check its digest, and {why})"
+            why = (
+                "offline mode is on: unset MODELKIT_ASSETS_OFFLINE to read it from the store"
+                if manager.offline
+                else "no store is configured: set MODELKIT_ASSETS_STORE to read it there"
+            )
+            return f"{entry.pinned} (no manifest in the cache to check its digest; {why})"
         digest = DIGEST_PREFIX + meta.digest()
         if digest != entry.digest:
             return f"{entry.pinned} has manifest digest {digest}, locked {entry.digest}"
