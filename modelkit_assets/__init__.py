@@ -31,6 +31,7 @@ from modelkit_assets.errors import (
     InvalidVersionError,
     LockfileError,
     LockMismatchError,
+    OfflineError,
     PublishConflictError,
     ReadOnlyFilesystemError,
     StoreError,
@@ -40,6 +41,7 @@ from modelkit_assets.errors import (
     SubPartNotFoundError,
     UnknownVersioningSystemError,
     VersionExistsError,
+    VersioningOptionError,
     VersionNotFoundError,
 )
 
@@ -84,6 +86,7 @@ __all__ = [
     "InvalidVersionError",
     "LockMismatchError",
     "LockfileError",
+    "OfflineError",
     "PublishConflictError",
     "PublishPlan",
     "ReadOnlyFilesystemError",
@@ -96,6 +99,7 @@ __all__ = [
     "UnknownVersioningSystemError",
     "VersionExistsError",
     "VersionNotFoundError",
+    "VersioningOptionError",
     "__version__",
 ]
 

@@ -7,7 +7,8 @@ Each class also inherits the builtin that matches its failure, so callers that c
     ├── InvalidSpecError (ValueError)
     │   ├── InvalidNameError
     │   ├── InvalidVersionError
-    │   └── InvalidSubPartError
+    │   ├── InvalidSubPartError
+    │   └── VersioningOptionError
     ├── UnknownVersioningSystemError (ValueError)
     ├── ConfigurationError (ValueError)
     ├── InvalidSourceError (ValueError)
@@ -28,7 +29,8 @@ Each class also inherits the builtin that matches its failure, so callers that c
     │   ├── StorePermissionError (PermissionError)
     │   └── StoreUnreachableError (ConnectionError)
     ├── BackendNotInstalledError (ImportError)
-    └── ReadOnlyFilesystemError (PermissionError)
+    ├── ReadOnlyFilesystemError (PermissionError)
+    └── OfflineError (RuntimeError)
 
 Messages name the asset, the version and the store (its URL without secrets) and say
 what to do next. They never contain credentials or storage options.
@@ -59,6 +61,11 @@ class InvalidVersionError(InvalidSpecError):
 
 class InvalidSubPartError(InvalidSpecError):
     """A sub-part would leave the asset version or is malformed."""
+
+
+class VersioningOptionError(InvalidSpecError):
+    """An option that means nothing for the versioning system in use (``--bump-major`` or
+    ``NAME:MAJOR`` with ``simple_date``), or two options that contradict each other."""
 
 
 class UnknownVersioningSystemError(AssetsError, ValueError):
@@ -145,3 +152,8 @@ class BackendNotInstalledError(AssetsError, ImportError):
 class ReadOnlyFilesystemError(AssetsError, PermissionError):
     """A write through the ``modelkit-assets://`` fsspec protocol: published versions
     never change; publish a new one instead."""
+
+
+class OfflineError(AssetsError, RuntimeError):
+    """Offline mode (``MODELKIT_ASSETS_OFFLINE``) is on and the operation needs the store:
+    it is refused before any connection is attempted."""

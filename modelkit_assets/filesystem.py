@@ -285,8 +285,12 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
         store = None if self.manager.offline else self.manager.store
         if store is None:
             raise AssetNotFoundError(
-                f"{name}:{version} is not in the assets dir {self.manager.assets_dir} and no store "
-                "is configured (or offline mode is on); fetch it first or set MODELKIT_ASSETS_STORE."
+                f"{name}:{version} is not in the assets dir {self.manager.assets_dir}; "
+                + (
+                    "offline mode is on: unset MODELKIT_ASSETS_OFFLINE to read it from the store."
+                    if self.manager.offline
+                    else "no store is configured: set MODELKIT_ASSETS_STORE to read it there."
+                )
             )
         meta = store.meta(name, version)
         if meta.is_directory:
@@ -342,19 +346,9 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
         return self._cached_names(prefix)
 
     def _cached_names(self, prefix: str) -> dict[str, list[str]]:
-        cache, versioning = self.manager.cache, self.manager.versioning
-        root = cache.assets_dir.joinpath(*prefix.split("/")) if prefix else cache.assets_dir
-        found: dict[str, list[str]] = {}
-        for folder, dirs, _ in os.walk(root):
-            rel = Path(folder).relative_to(cache.assets_dir).as_posix()
-            versions = cache.versions(rel, versioning) if rel != "." else []
-            if versions:
-                found[rel] = versions
-            # hidden folders hold locks and staging; version folders hold data, not names
-            dirs[:] = [
-                d for d in dirs if not d.startswith(".") and not (rel != "." and versioning.is_valid(d))
-            ]
-        return found
+        from modelkit_assets.offline import cached_assets
+
+        return cached_assets(self.manager, prefix)
 
     def _namespace_entries(self, prefix: str) -> list[dict[str, Any]]:
         """Entries right below a prefix of names (``[]`` if no asset is below it)."""

@@ -22,6 +22,7 @@ from modelkit_assets.errors import (
     AssetsError,
     CacheNotWritableError,
     ConfigurationError,
+    OfflineError,
     StoreUnreachableError,
     SubPartNotFoundError,
     VersionNotFoundError,
@@ -105,7 +106,13 @@ class AssetsManager:
         if isinstance(store, str | os.PathLike):
             from modelkit_assets.store import AssetStore
 
-            store = AssetStore(os.fspath(store), storage_options, versioning=versioning, settings=settings)
+            store = AssetStore(
+                os.fspath(store),
+                storage_options,
+                versioning=versioning,
+                settings=settings,
+                offline=self.offline,
+            )
         elif store is not None and storage_options:
             raise ConfigurationError(
                 "storage_options go with a store URL; an AssetStore already has its own, pass them "
@@ -143,7 +150,11 @@ class AssetsManager:
         from modelkit_assets.store import AssetStore
 
         return AssetStore(
-            url, self.settings.storage_options, versioning=self.versioning, settings=self.settings
+            url,
+            self.settings.storage_options,
+            versioning=self.versioning,
+            settings=self.settings,
+            offline=self.offline,
         )
 
     def fetch(
@@ -188,10 +199,19 @@ class AssetsManager:
                     self._sub_part(path, parsed, version), parsed.name, version, parsed.sub_part, True
                 )
         store = None if self.offline else self.store
+        if store is None and force and self.offline:
+            raise OfflineError(
+                f"offline: forcing the download of {parsed.name}:{version} needs the store; unset "
+                "MODELKIT_ASSETS_OFFLINE, or drop --force (MODELKIT_STORAGE_FORCE_DOWNLOAD)."
+            )
         if store is None:
             raise VersionNotFoundError(
-                f"{parsed.name}:{version} is not in the assets dir {self.assets_dir} and no store "
-                "is configured (or offline mode is on); set MODELKIT_ASSETS_STORE."
+                f"{parsed.name}:{version} is not in the assets dir {self.assets_dir}; "
+                + (
+                    "offline mode is on: unset MODELKIT_ASSETS_OFFLINE to download it from the store."
+                    if self.offline
+                    else "no store is configured: set MODELKIT_ASSETS_STORE to download it."
+                )
             )
         path, from_cache, meta = self._download(
             store, parsed.name, version, force=bool(force), callback=callback
@@ -239,8 +259,12 @@ class AssetsManager:
         cached = self.versioning.latest(self.cache.versions(spec.name, self.versioning), spec.version)
         if cached is None:
             raise AssetNotFoundError(
-                f"No version of {spec} is in the assets dir {self.assets_dir}, and no store is "
-                "configured (or offline mode is on); set MODELKIT_ASSETS_STORE or fetch it first."
+                f"No version of {spec} is in the assets dir {self.assets_dir}; "
+                + (
+                    "offline mode is on: unset MODELKIT_ASSETS_OFFLINE to resolve it in the store."
+                    if self.offline
+                    else "no store is configured: set MODELKIT_ASSETS_STORE to resolve it there."
+                )
             )
         return cached
 

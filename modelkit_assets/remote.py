@@ -34,7 +34,7 @@ from modelkit_assets.backend import (
     store_errors,
     write_replace,
 )
-from modelkit_assets.errors import ConfigurationError
+from modelkit_assets.errors import ConfigurationError, OfflineError
 from modelkit_assets.layout import RemoteLayout
 from modelkit_assets.retry import RetryPolicy
 
@@ -72,6 +72,7 @@ class Remote:
         retry: RetryPolicy | None = None,
         attempts: int = 5,
         deadline_s: float = 120.0,
+        offline: bool = False,
     ) -> None:
         text = os.fspath(url)
         if "://" not in text:
@@ -85,6 +86,8 @@ class Remote:
         self._root: str | None = None
         self._retry = retry
         self._retry_bounds = (attempts, deadline_s)
+        #: never contact the store: every request is refused before any connection
+        self.offline = offline
 
     @property
     def display_url(self) -> str:
@@ -101,7 +104,19 @@ class Remote:
     # -- opening --------------------------------------------------------------------
     @property
     def fs(self) -> AbstractFileSystem:
-        """The fsspec filesystem (opened on first use)."""
+        """The fsspec filesystem (opened on first use). Every request goes through here,
+        so this is where offline mode stops them: no connection is ever attempted.
+
+        Raises
+        ------
+        OfflineError
+            When offline mode is on.
+        """
+        if self.offline:
+            raise OfflineError(
+                f"offline: the store {self.display_url} is not used while MODELKIT_ASSETS_OFFLINE "
+                "is set; unset it to reach the store."
+            )
         if self._fs is None or self._root is None:
             with store_errors(self.display_url, "open the store"):
                 fs, root = open_filesystem(self.url, self.storage_options, pool_size=self.pool_size)
@@ -113,7 +128,13 @@ class Remote:
     @property
     def root(self) -> str:
         """The store's root path inside its filesystem."""
-        self.fs  # noqa: B018 - opening resolves the root
+        if self._root is None and self.offline and self.protocol in ("file", "local", "memory"):
+            # keys of a disk or memory store are known without any connection, offline too
+            # (compat checks that the assets dir is not the store's folder)
+            with store_errors(self.display_url, "open the store"):
+                self._root = open_filesystem(self.url, self.storage_options)[1]
+        if self._root is None:
+            self.fs  # noqa: B018 - opening resolves the root
         if self._root is None:  # pragma: no cover - set by ``fs``
             raise ConfigurationError(f"The store {self.display_url} has no root path.")
         return self._root

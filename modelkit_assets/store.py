@@ -99,6 +99,9 @@ class AssetStore:
         Passed to fsspec; never printed.
     versioning
         ``major_minor`` (default), ``simple_date`` or a registered system.
+    offline
+        ``True`` (default: ``MODELKIT_ASSETS_OFFLINE``): every operation that would reach
+        the store raises ``OfflineError`` instead, before any connection is attempted.
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class AssetStore:
         settings: Settings | None = None,
         filesystem: AbstractFileSystem | None = None,
         retry: RetryPolicy | None = None,
+        offline: bool | None = None,
     ) -> None:
         from modelkit_assets.settings import get_settings
 
@@ -125,8 +129,8 @@ class AssetStore:
             url = settings.store_url
             if storage_options is None:
                 storage_options = settings.storage_options
-        elif settings is None and (
-            versioning is None or concurrency is None or claim_ttl_s is None or retry is None
+        elif settings is None and any(
+            v is None for v in (versioning, concurrency, claim_ttl_s, retry, offline)
         ):
             settings = get_settings()
         self.versioning = get_versioning(
@@ -143,6 +147,7 @@ class AssetStore:
             retry=retry,
             attempts=attempts,
             deadline_s=deadline_s,
+            offline=bool(offline if offline is not None else settings.offline if settings else False),
         )
         self.url = self.remote.url
         #: who owns which version while it is published (claims.py)
@@ -167,6 +172,11 @@ class AssetStore:
     def storage_options(self) -> Mapping[str, Any]:
         """The fsspec options the store was opened with (secrets: never print them)."""
         return self.remote.storage_options
+
+    @property
+    def offline(self) -> bool:
+        """Whether the store is never contacted (``MODELKIT_ASSETS_OFFLINE``; remote.py)."""
+        return self.remote.offline
 
     @property
     def claim_ttl_s(self) -> float:
@@ -347,11 +357,15 @@ class AssetStore:
 
         Raises
         ------
+        VersioningOptionError
+            For ``NAME:MAJOR`` or ``bump_major`` with a system without majors (or both).
         AssetNotFoundError, VersionExistsError, InvalidVersionError, InvalidSourceError
         """
         spec = AssetSpec.parse(spec) if isinstance(spec, str) else spec
         if spec.sub_part:
             raise InvalidSpecError(f"`update` takes NAME or NAME:MAJOR, not a sub-part ({spec}).")
+        if version is None:
+            self.versioning.check_update(major=spec.version, bump_major=bump_major)
         if spec.version is not None:
             self.versioning.check(spec.version)
         existing = self.versions(spec.name)

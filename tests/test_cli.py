@@ -302,7 +302,7 @@ def test_update_of_a_missing_asset(cli: Invoke, one_file: Path, store_url: str) 
 def test_update_with_a_full_version_is_refused(cli: Invoke, one_file: Path) -> None:
     cli("new", str(one_file), "x", "-y")
     result = cli("update", str(one_file), "x:0.0", "-y")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error, found before the store is read
     assert "`update` takes a major" in result.stderr
 
 

@@ -37,6 +37,7 @@ EXPECTED = [
     "InvalidVersionError",
     "LockMismatchError",
     "LockfileError",
+    "OfflineError",
     "PublishConflictError",
     "PublishPlan",
     "ReadOnlyFilesystemError",
@@ -49,6 +50,7 @@ EXPECTED = [
     "UnknownVersioningSystemError",
     "VersionExistsError",
     "VersionNotFoundError",
+    "VersioningOptionError",
     "__version__",
 ]
 

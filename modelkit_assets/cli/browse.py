@@ -13,7 +13,7 @@ from modelkit_assets.cli.context import CliState
 
 if TYPE_CHECKING:
     from modelkit_assets.manifest import AssetMeta
-    from modelkit_assets.store import AssetStore
+    from modelkit_assets.offline import Catalog
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 #: ``.meta`` objects read at once by ``versions`` (one small GET each)
@@ -32,7 +32,7 @@ def list_assets(
 ) -> None:
     """List assets (under PREFIX) with their versions, latest first."""
     state = CliState.of(ctx)
-    store = state.store()
+    store = state.catalog()
     assets = list(store.list(prefix))
     if as_json:
         from modelkit_assets.cli.render import echo_json
@@ -46,16 +46,29 @@ def list_assets(
         return
     from modelkit_assets.cli.render import assets_table, stdout_console
 
-    if state.embedded:
+    if state.embedded and not state.settings.offline:
         state.note(f"Using the embedded local store at {store.display_url} (set MODELKIT_ASSETS_STORE).")
     assets_table(stdout_console(), assets, store_url=store.display_url)
 
 
-def _metas(store: AssetStore, name: str, versions: list[str]) -> list[AssetMeta]:
+def _metas(state: CliState, store: Catalog, name: str, versions: list[str]) -> list[AssetMeta]:
+    """The metadata of ``versions``; offline, those cached without a manifest (fetched by
+    modelkit) are left out with a note rather than failing the whole listing."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from modelkit_assets.errors import VersionNotFoundError
+
+    def one(version: str) -> AssetMeta | None:
+        try:
+            return store.meta(name, version)
+        except VersionNotFoundError:
+            if not state.settings.offline:
+                raise
+            state.note(f"offline: {name}:{version} is cached without its manifest: not shown.")
+            return None
+
     with ThreadPoolExecutor(max_workers=min(META_READERS, max(1, len(versions)))) as pool:
-        return list(pool.map(lambda v: store.meta(name, v), versions))
+        return [meta for meta in pool.map(one, versions) if meta is not None]
 
 
 def versions(
@@ -68,8 +81,8 @@ def versions(
     Each row gives the push date, size, file count, author and description.
     """
     state = CliState.of(ctx)
-    store = state.store()
-    metas = _metas(store, name, store.versions(name))
+    store = state.catalog()
+    metas = _metas(state, store, name, store.versions(name))
     from modelkit_assets.cli import render
 
     if as_json:
@@ -100,7 +113,7 @@ def info(
     from modelkit_assets.spec import AssetSpec
 
     state = CliState.of(ctx)
-    store = state.store()
+    store = state.catalog()
     parsed = AssetSpec.parse(spec)
     meta = store.meta(parsed.name, store.resolve(parsed))
     from modelkit_assets.cli import render

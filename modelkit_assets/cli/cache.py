@@ -110,7 +110,7 @@ def list_cached(
     they are read; with relatime at most daily) or its install time.
     """
     from modelkit_assets.cli.progress import human_size
-    from modelkit_assets.maintenance.inventory import scan_cache
+    from modelkit_assets.maintenance.inventory import scan_cache, scan_leftovers
     from modelkit_assets.spec import check_name
     from modelkit_assets.versioning import get_versioning
 
@@ -120,6 +120,10 @@ def list_cached(
         check_name(name)
     versions = scan_cache(settings.assets_dir, get_versioning(settings.versioning), name=name)
     total = sum(v.size for v in versions)
+    leftovers = scan_leftovers(settings.assets_dir)
+    if name is not None:  # a download's folder starts with its asset's name, "/" written "__"
+        leftovers = [x for x in leftovers if x.key == name.replace("/", "__")]
+    leftover_size = sum(leftover.size for leftover in leftovers)
     if as_json:
         from modelkit_assets.cli.render import echo_json
 
@@ -129,14 +133,19 @@ def list_cached(
                 "versions": [v.to_dict() for v in versions],
                 "count": len(versions),
                 "total_size": total,
+                "leftovers": [leftover.to_dict() for leftover in leftovers],
+                "leftover_size": leftover_size,
             }
         )
         return
     count = len(versions)
-    _table(
-        versions,
-        f"{count} version{'s' if count != 1 else ''}, {human_size(total)} in {settings.assets_dir}",
-    )
+    summary = f"{count} version{'s' if count != 1 else ''}, {human_size(total)} in {settings.assets_dir}"
+    if leftovers:
+        summary += (
+            f"; plus {len(leftovers)} unfinished download(s) or removal(s) in .cache/staging, "
+            f"{human_size(leftover_size)} (`modelkit-assets cache prune` reclaims those no fetch is using)"
+        )
+    _table(versions, summary)
 
 
 def prune(
@@ -204,9 +213,19 @@ def prune(
         typer.echo(f"{verb} {v.spec} ({human_size(v.size)}, last used {ago(v.last_used)})")
     for v, why in result.skipped:
         typer.echo(f"Kept {v.spec}: {why}")
+    for leftover in result.leftovers_removed:
+        typer.echo(f"{verb} leftover {leftover.label}, {human_size(leftover.size)}")
+    for leftover, why in result.leftovers_kept:
+        typer.echo(f"Kept leftover {leftover.label}: {why}")
     count = len(result.removed)
+    reclaimed = ""
+    if result.leftovers_removed:
+        reclaimed = (
+            f" and {len(result.leftovers_removed)} leftover(s) of unfinished fetches, "
+            f"{human_size(result.reclaimed)}"
+        )
     typer.echo(
-        f"{verb} {count} version{'s' if count != 1 else ''}, {human_size(result.freed)}; "
+        f"{verb} {count} version{'s' if count != 1 else ''}, {human_size(result.freed)}{reclaimed}; "
         f"{human_size(result.remaining)} left in {settings.assets_dir}."
     )
 

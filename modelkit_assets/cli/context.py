@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from modelkit_assets.manager import AssetsManager
+    from modelkit_assets.offline import Catalog
     from modelkit_assets.settings import Settings
     from modelkit_assets.store import AssetStore
 
@@ -39,13 +40,16 @@ class CliState:
     versioning: str | None = None
     verbose: int = 0
     quiet: bool = False
+    command: str = "this command"
     _settings: Settings | None = dataclasses.field(default=None, repr=False)
     _stderr: Console | None = dataclasses.field(default=None, repr=False)
 
     @staticmethod
     def of(ctx: typer.Context) -> CliState:
         state = ctx.find_object(CliState)
-        return state if state is not None else CliState()
+        state = state if state is not None else CliState()
+        state.command = ctx.command_path  # for messages: "`modelkit-assets new` needs ..."
+        return state
 
     def configure_logging(self) -> Callable[[], None]:
         """``-v`` shows the library's info messages, ``-vv`` its debug ones, ``-q`` only
@@ -96,10 +100,32 @@ class CliState:
         ------
         ConfigurationError
             When no store is configured (``--store none``).
+        OfflineError
+            When offline mode is on: the command cannot work without the store.
         """
+        if self.settings.offline:
+            from modelkit_assets.errors import OfflineError
+
+            raise OfflineError(
+                f"offline: `{self.command}` needs the store; unset MODELKIT_ASSETS_OFFLINE to run it."
+            )
         from modelkit_assets.store import AssetStore
 
         return AssetStore(settings=self.settings)
+
+    def catalog(self) -> Catalog:
+        """What read-only commands ask: the store, or offline the assets dir alone (and a
+        note on stderr that the answer covers the cached versions only)."""
+        if not self.settings.offline:
+            return self.store()
+        from modelkit_assets.offline import ONLINE_HINT, CachedCatalog
+
+        catalog = CachedCatalog(self.manager())
+        self.note(
+            f"offline: answering from the assets dir {catalog.manager.assets_dir} alone: cached "
+            f"versions only; {ONLINE_HINT}."
+        )
+        return catalog
 
     def manager(self) -> AssetsManager:
         """The assets manager (its store is created only on a cache miss)."""

@@ -55,7 +55,9 @@ def verify(
     _one_of(specs, all_, "SPEC...")
     state = CliState.of(ctx)
     manager = state.manager()
-    store = manager.store
+    if remote and manager.offline:
+        state.store()  # refuses: --remote reads the store
+    store = None if manager.offline else manager.store
     if remote and store is None:
         from modelkit_assets.errors import ConfigurationError
 

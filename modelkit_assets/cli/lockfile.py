@@ -31,7 +31,7 @@ def lock(
     from modelkit_assets.maintenance.lockfile import lock as run_lock
 
     state = CliState.of(ctx)
-    lockfile = run_lock(state.store(), specs)
+    lockfile = run_lock(state.catalog(), specs)
     lockfile.write(output)
     if as_json:
         typer.echo(lockfile.to_json(), nl=False)

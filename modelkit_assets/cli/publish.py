@@ -188,7 +188,18 @@ def update(
     description: DescriptionOption = None,
 ) -> None:
     """Publish PATH as the next version of the existing asset NAME."""
+    from modelkit_assets.errors import InvalidSpecError, VersioningOptionError
+    from modelkit_assets.spec import AssetSpec
+    from modelkit_assets.versioning import get_versioning
+
     state = CliState.of(ctx)
+    try:  # a usage error (exit 2), found before the store is touched
+        major = AssetSpec.parse(name).version
+        get_versioning(state.settings.versioning).check_update(major=major, bump_major=bump_major)
+    except VersioningOptionError as err:
+        raise typer.BadParameter(str(err)) from None
+    except InvalidSpecError:
+        pass  # the store says what is wrong with NAME
     store = state.store()
     plan = _reading(
         state,

@@ -12,12 +12,17 @@ and without failing on a read-only assets dir. Instead ``last_used`` is the late
 
 Maintenance reads (``verify``) open files with ``O_NOATIME`` where allowed so that
 checking a version does not count as using it.
+
+Besides versions, ``scan_leftovers`` finds what killed fetches (and prunes) left in
+``.cache/staging``: partial downloads can weigh as much as the versions themselves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,3 +166,91 @@ def scan_cache(
         result.extend(reversed(valid))
         result.extend(other)
     return result
+
+
+#: ``{name with / as __}@{version}-{uuid}``: a fetch's staging folder (cache.py)
+_STAGING_RE = re.compile(r"(?P<key>[^@]+)@(?P<version>.+)-[0-9a-f]{32}")
+#: ``pruned-{uuid}``: a version prune moved aside before deleting it (prune.py)
+_TRASH_RE = re.compile(r"pruned-[0-9a-f]{32}")
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A folder of ``.cache/staging`` that a fetch (``staging``: a download being verified)
+    or a prune (``trash``: a version being deleted) has not removed yet: it was killed, or
+    it is still running (``prune`` tells them apart by the asset's cache lock).
+    """
+
+    path: Path
+    kind: str  # "staging" or "trash"
+    key: str | None  # staging: the asset name with "/" written "__" (the folder's prefix)
+    version: str | None
+    size: int
+    files: int
+    modified: dt.datetime
+
+    @property
+    def label(self) -> str:
+        if self.key is None:
+            return f"{self.path.name} (a version being removed)"
+        return f"{self.key.replace('__', '/')}:{self.version} (a download)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "kind": self.kind,
+            "version": self.version,
+            "size": self.size,
+            "files": self.files,
+            "modified": self.modified.isoformat(),
+        }
+
+
+def _tree_size(path: Path) -> tuple[int, int]:
+    """(bytes, files) under ``path`` (or of the file itself), without following symlinks."""
+    if not path.is_dir():
+        return path.lstat().st_size, 1
+    size = files = 0
+    for folder, _dirs, names in os.walk(path):
+        for file_name in names:
+            with contextlib.suppress(FileNotFoundError):
+                size += os.lstat(os.path.join(folder, file_name)).st_size
+                files += 1
+    return size, files
+
+
+def is_leftover_name(name: str) -> bool:
+    """Whether an entry of ``.cache/staging`` is a staging or trash folder (pure)."""
+    return bool(_STAGING_RE.fullmatch(name) or _TRASH_RE.fullmatch(name))
+
+
+def scan_leftovers(assets_dir: str | os.PathLike[str]) -> list[Leftover]:
+    """Every staging and trash folder in the assets dir, oldest first (live or not)."""
+    root = CacheLayout(Path(assets_dir).expanduser()).staging_root()
+    try:
+        entries = list(os.scandir(root))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found: list[Leftover] = []
+    for entry in entries:
+        staging = _STAGING_RE.fullmatch(entry.name)
+        if staging is None and not _TRASH_RE.fullmatch(entry.name):
+            continue
+        path = Path(entry.path)
+        try:
+            size, files = _tree_size(path)
+            modified = path.lstat().st_mtime
+        except FileNotFoundError:  # finished (or reclaimed) while we looked
+            continue
+        found.append(
+            Leftover(
+                path=path,
+                kind="staging" if staging else "trash",
+                key=staging["key"] if staging else None,
+                version=staging["version"] if staging else None,
+                size=size,
+                files=files,
+                modified=_utc(modified),
+            )
+        )
+    return sorted(found, key=lambda leftover: leftover.modified)

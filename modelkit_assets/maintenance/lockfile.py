@@ -36,13 +36,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelkit_assets.errors import AssetsError, LockfileError, LockMismatchError
+from modelkit_assets.errors import AssetsError, LockfileError, LockMismatchError, OfflineError
 from modelkit_assets.spec import AssetSpec
 
 if TYPE_CHECKING:
     from modelkit_assets.manager import AssetsManager
     from modelkit_assets.manifest import AssetMeta
-    from modelkit_assets.store import AssetStore
+    from modelkit_assets.offline import Catalog
 
 LOCKFILE_VERSION = 1
 DIGEST_PREFIX = "sha256:"
@@ -144,8 +144,9 @@ class Lockfile:
         return cls(tuple(assets), str(data.get("versioning") or "major_minor"), data.get("store"))
 
 
-def lock(store: AssetStore, specs: Sequence[str], *, concurrency: int = 8) -> Lockfile:
-    """Resolve every spec in ``store`` and record its version and manifest digest.
+def lock(store: Catalog, specs: Sequence[str], *, concurrency: int = 8) -> Lockfile:
+    """Resolve every spec in ``store`` (an ``AssetStore``, or offline a ``CachedCatalog``)
+    and record its version and manifest digest.
 
     Raises
     ------
@@ -195,6 +196,11 @@ def sync(
     entries = list(lockfile.assets)
     workers = max(1, min(concurrency, len(entries)))
     if frozen:
+        if manager.offline:
+            raise OfflineError(
+                f"offline: --frozen checks {source} against the store; unset MODELKIT_ASSETS_OFFLINE "
+                "or drop --frozen."
+            )
         store = manager.store
         if store is None:
             raise LockMismatchError(
@@ -225,13 +231,18 @@ def sync(
         except AssetsError as err:
             return f"{entry.pinned} ({err})"
         meta = result.meta or manager.cache.read_manifest(entry.name, entry.version)
-        if meta is None and manager.store is not None:
+        if meta is None and not manager.offline and manager.store is not None:
             try:
                 meta = manager.store.meta(entry.name, entry.version)
             except AssetsError as err:
                 return f"{entry.pinned} ({err})"
         if meta is None:
-            return f"{entry.pinned} (no manifest in the cache and no store to check its digest)"
+            why = (
+                "offline mode is on: unset MODELKIT_ASSETS_OFFLINE to read it from the store"
+                if manager.offline
+                else "no store is configured: set MODELKIT_ASSETS_STORE to read it there"
+            )
+            return f"{entry.pinned} (no manifest in the cache to check its digest; {why})"
         digest = DIGEST_PREFIX + meta.digest()
         if digest != entry.digest:
             return f"{entry.pinned} has manifest digest {digest}, locked {entry.digest}"

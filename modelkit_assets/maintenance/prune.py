@@ -13,6 +13,12 @@ asset's cache lock without waiting (a fetch in progress holds it), probes the le
 ``/proc``, and skips the version when any says busy. The marker goes first, so a
 concurrent reader sees "not cached" (and downloads again under the lock) rather than a
 half-deleted folder; then the data is renamed into the staging area and removed.
+
+Every prune also reclaims the *leftovers* of ``.cache/staging`` (``inventory.Leftover``):
+partial downloads of fetchers that were killed, and versions a killed prune had moved
+aside. A download's folder is removed only while its asset's cache lock is free (the
+fetcher that made it held that lock for the folder's whole life, and the kernel released
+it when the fetcher died); a running fetch's folder is kept.
 """
 
 from __future__ import annotations
@@ -27,7 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from modelkit_assets.cache import AssetCache
-from modelkit_assets.maintenance.inventory import CachedVersion, scan_cache
+from modelkit_assets.layout import CACHE_DIR
+from modelkit_assets.maintenance.inventory import (
+    CachedVersion,
+    Leftover,
+    is_leftover_name,
+    scan_cache,
+    scan_leftovers,
+)
 from modelkit_assets.maintenance.usage import leased, open_by_others
 from modelkit_assets.versioning import VersioningSystem
 
@@ -57,10 +70,18 @@ class PruneResult:
     skipped: list[tuple[CachedVersion, str]] = field(default_factory=list)
     kept: list[CachedVersion] = field(default_factory=list)
     dry_run: bool = False
+    leftovers_removed: list[Leftover] = field(default_factory=list)
+    leftovers_kept: list[tuple[Leftover, str]] = field(default_factory=list)
 
     @property
     def freed(self) -> int:
+        """Bytes of the versions removed."""
         return sum(v.size for v in self.removed)
+
+    @property
+    def reclaimed(self) -> int:
+        """Bytes of the staging leftovers removed."""
+        return sum(leftover.size for leftover in self.leftovers_removed)
 
     @property
     def remaining(self) -> int:
@@ -73,6 +94,11 @@ class PruneResult:
             "skipped": [{**v.to_dict(), "reason": why} for v, why in self.skipped],
             "freed": self.freed,
             "remaining": self.remaining,
+            "leftovers_removed": [leftover.to_dict() for leftover in self.leftovers_removed],
+            "leftovers_kept": [
+                {**leftover.to_dict(), "reason": why} for leftover, why in self.leftovers_kept
+            ],
+            "reclaimed": self.reclaimed,
         }
 
 
@@ -140,6 +166,78 @@ def _remove(cache: AssetCache, version: CachedVersion) -> None:
     # the lease file stays: unlinking it could strand a holder that opened it just now
 
 
+def _lock_names(cache: AssetCache) -> dict[str, list[str]]:
+    """Asset names that have a cache lock file, by their staging prefix (``/`` as ``__``,
+    which two names can share: ``a/b`` and ``a__b``)."""
+    root = cache.assets_dir / CACHE_DIR
+    staging = cache.layout.staging_root()
+    names: dict[str, list[str]] = {}
+    for folder, dirs, files in os.walk(root):
+        if Path(folder) == staging:
+            dirs[:] = [d for d in dirs if not is_leftover_name(d)]
+        rel = Path(folder).relative_to(root)
+        for file_name in files:
+            if file_name.endswith(".lock"):
+                name = (rel / file_name[: -len(".lock")]).as_posix()
+                names.setdefault(name.replace("/", "__"), []).append(name)
+    return names
+
+
+def _reclaim(
+    cache: AssetCache, leftover: Leftover, names: dict[str, list[str]], *, dry_run: bool
+) -> str | None:
+    """Remove one leftover unless its fetch is running; the reason it was kept, or ``None``.
+
+    The cache lock of every name the folder may belong to is taken without waiting and
+    held while the folder is removed, so no fetch of that asset can start meanwhile.
+    """
+    import filelock
+
+    held: list[filelock.BaseFileLock] = []
+    try:
+        for name in names.get(leftover.key, []) if leftover.key is not None else []:
+            lock = filelock.FileLock(str(cache.layout.lock(name)), timeout=0)
+            try:
+                lock.acquire()
+            except filelock.Timeout:
+                return f"a fetch of {name} is running (cache lock held)"
+            except OSError as err:  # a read-only assets dir: no way to tell, so keep it
+                return f"the cache lock of {name} cannot be taken ({err.strerror or type(err).__name__})"
+            held.append(lock)
+        if not dry_run:
+            # a trash folder may be under removal by a running prune: removing it too is harmless
+            shutil.rmtree(leftover.path, ignore_errors=True)
+            if leftover.path.exists() and not leftover.path.is_dir():
+                leftover.path.unlink(missing_ok=True)
+        return None
+    finally:
+        for taken in held:
+            taken.release()
+
+
+def reclaim_leftovers(
+    assets_dir: str | os.PathLike[str], *, dry_run: bool = False
+) -> tuple[list[Leftover], list[tuple[Leftover, str]]]:
+    """Remove the staging leftovers whose fetch (or prune) is dead; keep a running fetch's.
+
+    Returns (removed, kept with the reason); with ``dry_run`` nothing is removed.
+    """
+    cache = AssetCache(assets_dir)
+    leftovers = scan_leftovers(cache.assets_dir)
+    if not leftovers:
+        return [], []
+    names = _lock_names(cache)
+    removed: list[Leftover] = []
+    kept: list[tuple[Leftover, str]] = []
+    for leftover in leftovers:
+        reason = _reclaim(cache, leftover, names, dry_run=dry_run)
+        if reason is None:
+            removed.append(leftover)
+        else:
+            kept.append((leftover, reason))
+    return removed, kept
+
+
 def prune(
     assets_dir: str | os.PathLike[str],
     policy: PrunePolicy,
@@ -151,16 +249,21 @@ def prune(
     """Remove the versions ``policy`` selects, skipping those in use (see module doc).
 
     With ``dry_run`` nothing is removed, and versions in use are still reported as
-    skipped, so the plan shown is the one that would run.
+    skipped, so the plan shown is the one that would run. Staging leftovers of dead
+    fetches are reclaimed too (``reclaim_leftovers``).
     """
     import filelock
 
     cache = AssetCache(assets_dir)
+    leftovers_removed, leftovers_kept = reclaim_leftovers(cache.assets_dir, dry_run=dry_run)
     versions = scan_cache(cache.assets_dir, versioning)
     chosen = plan_prune(versions, policy, versioning, now=now)
     chosen_keys = {(v.name, v.version) for v in chosen}
     result = PruneResult(
-        kept=[v for v in versions if (v.name, v.version) not in chosen_keys], dry_run=dry_run
+        kept=[v for v in versions if (v.name, v.version) not in chosen_keys],
+        dry_run=dry_run,
+        leftovers_removed=leftovers_removed,
+        leftovers_kept=leftovers_kept,
     )
     open_elsewhere = open_by_others([v.path for v in chosen])
     for version in chosen:

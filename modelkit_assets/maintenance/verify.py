@@ -196,7 +196,8 @@ def verify_cached(
                 version,
                 None,
                 "no-manifest",
-                "no manifest in the cache and no store to read it from; set MODELKIT_ASSETS_STORE",
+                "no manifest in the cache, and no store to read it from (none is configured, or "
+                "offline mode is on); fetch it again from the store to keep its manifest",
             )
         )
         return

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
-from modelkit_assets.errors import InvalidVersionError
+from modelkit_assets.errors import InvalidVersionError, VersioningOptionError
 
 
 class VersioningSystem(ABC):
@@ -18,6 +18,36 @@ class VersioningSystem(ABC):
 
     #: the name users select it by (``MODELKIT_ASSETS_VERSIONING_SYSTEM``)
     name: str = ""
+    #: whether versions belong to majors: ``update NAME:MAJOR`` and ``--bump-major`` mean
+    #: something only then (a system that sets it handles both in ``next``)
+    has_majors: bool = False
+
+    def check_update(self, *, major: str | None = None, bump_major: bool = False) -> None:
+        """Refuse ``update`` options that mean nothing for this system, before any I/O.
+
+        Raises
+        ------
+        VersioningOptionError
+            For ``major`` or ``bump_major`` without majors, for both at once, or for a
+            complete version given as ``major``.
+        InvalidVersionError
+            For a ``major`` that is no version of this system at all.
+        """
+        if not self.has_majors and (major is not None or bump_major):
+            given = "--bump-major" if bump_major else f"`:{major}` (a major)"
+            raise VersioningOptionError(
+                f"{given} means nothing with {self.name} versioning (its versions have no major); "
+                "run `update PATH NAME`, or choose major_minor versioning."
+            )
+        if major is not None and self.check(major) and self.is_complete(major):
+            raise VersioningOptionError(
+                f"`update` takes a major (NAME:MAJOR), not a complete version (`:{major}`): versions "
+                "are never overwritten; run `update PATH NAME:MAJOR` or `update PATH NAME`."
+            )
+        if major is not None and bump_major:
+            raise VersioningOptionError(
+                f"give `:{major}` (the next minor of major {major}) or --bump-major (a new major), not both."
+            )
 
     @abstractmethod
     def check(self, version: str) -> str:

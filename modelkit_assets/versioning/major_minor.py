@@ -17,6 +17,7 @@ class MajorMinor(VersioningSystem):
     """
 
     name = "major_minor"
+    has_majors = True
 
     def _parse(self, version: str) -> tuple[int, int | None]:
         match = _RE.fullmatch(version)
