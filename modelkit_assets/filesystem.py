@@ -216,6 +216,10 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
         manager: AssetsManager | None = None,
         **kwargs: Any,
     ) -> None:
+        # pandas retries a PermissionError (a refused credential, our read-only refusal)
+        # with anon=True: accepted and ignored, so the retry fails with the same error the
+        # user must see (it never turns into anonymous access to the store)
+        kwargs.pop("anon", None)
         unknown = sorted(set(kwargs) - _FSSPEC_OPTIONS)
         if unknown:
             raise ConfigurationError(
