@@ -237,7 +237,7 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
             elif store is None and store_options is not None:
                 from modelkit_assets.store import AssetStore
 
-                store = AssetStore(None, store_options, versioning=versioning)
+                store = AssetStore(None, store_options, versioning=versioning, options_origin="store_options")
             manager = AssetsManager(
                 store, assets_dir, storage_options=options, offline=offline, versioning=versioning
             )

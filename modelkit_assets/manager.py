@@ -143,7 +143,11 @@ class AssetsManager:
         from modelkit_assets.store import AssetStore
 
         return AssetStore(
-            url, self.settings.storage_options, versioning=self.versioning, settings=self.settings
+            url,
+            self.settings.storage_options,
+            versioning=self.versioning,
+            settings=self.settings,
+            options_origin="MODELKIT_ASSETS_STORAGE_OPTIONS",
         )
 
     def fetch(

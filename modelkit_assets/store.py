@@ -34,6 +34,7 @@ from modelkit_assets import claims
 from modelkit_assets._version import __version__
 from modelkit_assets.backend import (
     basename,
+    check_bucket,
     create_exclusive,
     is_local,
     list_dir,
@@ -123,6 +124,7 @@ class AssetStore:
         settings: Settings | None = None,
         filesystem: AbstractFileSystem | None = None,
         retry: RetryPolicy | None = None,
+        options_origin: str | None = None,
     ) -> None:
         if settings is None and (
             url is None or versioning is None or concurrency is None or claim_ttl_s is None or retry is None
@@ -140,6 +142,9 @@ class AssetStore:
             url = settings.store_url
             if storage_options is None:
                 storage_options = settings.storage_options
+                options_origin = options_origin or "MODELKIT_ASSETS_STORAGE_OPTIONS"
+        #: where the storage options come from, named when the backend refuses them
+        self.options_origin = options_origin or "the storage options"
         self.url = os.fspath(url)
         if "://" not in self.url:
             from pathlib import Path
@@ -175,8 +180,10 @@ class AssetStore:
     @property
     def fs(self) -> AbstractFileSystem:
         if self._fs is None or self._root is None:
-            with store_errors(self.display_url, "open the store"):
-                fs, root = open_filesystem(self.url, self._storage_options, pool_size=self.concurrency)
+            with store_errors(self.display_url, "open the store", origin=self.options_origin):
+                fs, root = open_filesystem(
+                    self.url, self._storage_options, pool_size=self.concurrency, origin=self.options_origin
+                )
             if self._fs is None:
                 self._fs = fs
             self._root = root
@@ -234,8 +241,14 @@ class AssetStore:
         """``func()`` (one store request), its errors translated and retried (retry.py)."""
 
         def attempt() -> T:
-            with store_errors(self.display_url, action):
-                return func()
+            with store_errors(self.display_url, action, origin=self.options_origin):
+                try:
+                    return func()
+                except FileNotFoundError:
+                    # object stores answer a write or read in a missing bucket with "no such
+                    # key" too: one more request, on this failure path only, tells them apart
+                    check_bucket(self.fs, self.layout.root)
+                    raise
 
         return self.retry.call(attempt, what=action)
 
