@@ -23,6 +23,7 @@ from modelkit_assets.errors import (
     StorePermissionError,
     StoreUnreachableError,
 )
+from modelkit_assets.localdisk import is_disk_error, is_under, local_disk_error
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -434,9 +435,17 @@ def _names(err: BaseException) -> list[str]:
 
 
 @contextlib.contextmanager
-def store_errors(store: str, action: str, *, origin: str = DEFAULT_OPTIONS_ORIGIN) -> Iterator[None]:
+def store_errors(
+    store: str, action: str, *, origin: str = DEFAULT_OPTIONS_ORIGIN, local: str | None = None
+) -> Iterator[None]:
     """Translate backend exceptions into ``StoreError``s that name the store (G7: the
     original message is dropped, it may quote signed URLs or keys).
+
+    A failure of the local disk is not the store's: with ``local`` (the local folder the
+    block writes into, e.g. a download's destination), a full or read-only disk and any
+    error naming a path inside ``local`` pass through unchanged, for the caller to report
+    (``localdisk.local_writes``); without it, a full or read-only disk is the store's own
+    (a ``file://`` store) and is reported as a ``LocalDiskError`` naming it.
 
     A ``TypeError`` or ``AttributeError`` raised inside the backend comes from how it was
     configured (an option of the wrong type or name, ``origin``): a ``ConfigurationError``,
@@ -448,6 +457,15 @@ def store_errors(store: str, action: str, *, origin: str = DEFAULT_OPTIONS_ORIGI
         raise
     except (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError):
         raise
+    except OSError as err:
+        if local is not None and (is_disk_error(err) or is_under(err, local)):
+            raise
+        if is_disk_error(err):
+            failed = f"The store {store} could not {action}"
+            error = local_disk_error(err, store, "MODELKIT_ASSETS_STORE", failed)
+            assert error is not None
+            raise error from err
+        raise translate_error(err, store, action) from err
     except (TypeError, AttributeError) as err:
         if not _raised_by_backend(err):
             raise

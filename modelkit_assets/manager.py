@@ -8,7 +8,6 @@ renamed into place (G4).
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 from dataclasses import dataclass
@@ -19,14 +18,13 @@ from typing import TYPE_CHECKING, Any
 from modelkit_assets.cache import AssetCache
 from modelkit_assets.errors import (
     AssetNotFoundError,
-    AssetsError,
-    CacheNotWritableError,
     ConfigurationError,
     StoreUnreachableError,
     SubPartNotFoundError,
     VersionNotFoundError,
 )
 from modelkit_assets.layout import SUCCESS_NAME
+from modelkit_assets.localdisk import ASSETS_DIR_SETTING, local_writes
 from modelkit_assets.spec import AssetSpec
 from modelkit_assets.versioning import VersioningSystem, get_versioning
 
@@ -254,16 +252,9 @@ class AssetsManager:
         # read and validate the manifest before touching the assets dir: a bad or unsafe
         # one is refused with nothing written, not even the lock (G5)
         meta = store.meta(name, version)
-        try:
+        failed = f"{name}:{version} is not in the assets dir {self.assets_dir} and cannot be installed there"
+        with local_writes(self.assets_dir, ASSETS_DIR_SETTING, failed):
             return self._install(store, meta, force=force, callback=callback)
-        except OSError as err:
-            if isinstance(err, AssetsError) or err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
-                raise
-            raise CacheNotWritableError(
-                f"{name}:{version} is not in the assets dir {self.assets_dir}, which cannot be "
-                f"written ({os.strerror(err.errno)}); fetch it where the assets dir is writable, or "
-                "set MODELKIT_ASSETS_DIR to a writable folder."
-            ) from err
 
     def _install(
         self, store: AssetStore, meta: AssetMeta, *, force: bool, callback: Callback | None

@@ -681,7 +681,8 @@ class AssetStore:
             items = [(destination, entry, f"{name}:{version}")]
 
         def fetch_and_verify() -> None:
-            with store_errors(self.display_url, f"download {name}:{version}"):
+            # the destination's disk failures are the caller's to report (localdisk.py)
+            with store_errors(self.display_url, f"download {name}:{version}", local=destination):
                 try:
                     download(
                         self.fs,
