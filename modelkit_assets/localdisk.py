@@ -22,13 +22,21 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from modelkit_assets.errors import AssetsError, CacheNotWritableError, LocalDiskError
+from modelkit_assets.errors import AssetsError, LocalDiskError
 
 #: errnos a remote object store never produces: always the local disk's
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 _NOT_A_FOLDER = frozenset({errno.ENOTDIR, errno.EEXIST})
+_REASONS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for the file system",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
 ASSETS_DIR_SETTING = "MODELKIT_ASSETS_DIR"
 
 
@@ -58,35 +66,41 @@ def _file_in_the_way(folder: Path) -> Path | None:
 
 
 def local_disk_error(
-    err: OSError, folder: str | os.PathLike[str], setting: str, failed: str
+    err: OSError,
+    folder: str | os.PathLike[str],
+    setting: str,
+    failed: str,
+    *,
+    not_writable: type[LocalDiskError] = LocalDiskError,
 ) -> LocalDiskError | None:
     """The ``LocalDiskError`` for ``err``, raised while writing in ``folder`` (which
     ``setting`` points at), or ``None`` when ``err`` is not a disk condition we describe.
 
     ``failed`` starts the sentence: what could not be done (e.g. ``m:1.0 is not in the
-    assets dir /x and cannot be installed there``).
+    assets dir /x and cannot be installed there``). A read-only or refused folder raises
+    ``not_writable`` (``CacheNotWritableError`` for the assets dir).
     """
     if isinstance(err, AssetsError) or err.errno is None:
         return None
     folder = Path(folder)
     code = err.errno
-    if code in _FULL:
-        reason = "disk quota exceeded" if code == errno.EDQUOT else "no space left on the device"
-        if code == errno.EFBIG:
-            reason = "file too large for the file system"
-        advice = f"free some space or set {setting} to a folder with room"
-    elif code in _NOT_WRITABLE:
-        reason = "read-only file system" if code == errno.EROFS else "permission denied"
+    if code in _FULL or code in _NOT_WRITABLE:
+        reason = _REASONS[code]
         advice = f"set {setting} to a writable folder"
+        if code in _FULL:
+            advice = f"free some space or set {setting} to a folder with room"
     elif code in _NOT_A_FOLDER:
-        blocker = _file_in_the_way(folder)
-        if blocker is None and code == errno.EEXIST:
+        filename = getattr(err, "filename", None)
+        blocker = _file_in_the_way(folder) or (
+            _file_in_the_way(Path(os.fspath(filename)).parent) if filename is not None else None
+        )
+        if blocker is None:
             return None
-        reason = f"{blocker or folder} is a file, not a folder"
+        reason = f"{blocker} is a file, not a folder"
         advice = f"remove it or set {setting} to a folder"
     else:
         return None
-    cls = CacheNotWritableError if code in _NOT_WRITABLE and setting == ASSETS_DIR_SETTING else LocalDiskError
+    cls = not_writable if code in _NOT_WRITABLE else LocalDiskError
     where = setting if str(folder) in failed else f"{setting} points at {folder}"
     error = cls(f"{failed}: {reason} ({where}); {advice}.")
     error.errno = code
@@ -94,7 +108,13 @@ def local_disk_error(
 
 
 @contextlib.contextmanager
-def local_writes(folder: str | os.PathLike[str], setting: str, failed: str) -> Iterator[None]:
+def local_writes(
+    folder: str | os.PathLike[str],
+    setting: str,
+    failed: str,
+    *,
+    not_writable: type[LocalDiskError] = LocalDiskError,
+) -> Iterator[None]:
     """Raise the disk failures of the block as ``LocalDiskError`` (see ``local_disk_error``).
 
     Use it only around blocks whose other failures are already ``AssetsError`` (store
@@ -103,7 +123,7 @@ def local_writes(folder: str | os.PathLike[str], setting: str, failed: str) -> I
     try:
         yield
     except OSError as err:
-        error = local_disk_error(err, folder, setting, failed)
+        error = local_disk_error(err, folder, setting, failed, not_writable=not_writable)
         if error is None:
             raise
         raise error from err

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from modelkit_assets.cache import AssetCache
 from modelkit_assets.errors import (
     AssetNotFoundError,
+    CacheNotWritableError,
     ConfigurationError,
     StoreUnreachableError,
     SubPartNotFoundError,
@@ -253,7 +254,8 @@ class AssetsManager:
         # one is refused with nothing written, not even the lock (G5)
         meta = store.meta(name, version)
         failed = f"{name}:{version} is not in the assets dir {self.assets_dir} and cannot be installed there"
-        with local_writes(self.assets_dir, ASSETS_DIR_SETTING, failed):
+        setting = ASSETS_DIR_SETTING
+        with local_writes(self.assets_dir, setting, failed, not_writable=CacheNotWritableError):
             return self._install(store, meta, force=force, callback=callback)
 
     def _install(

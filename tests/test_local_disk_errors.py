@@ -10,6 +10,7 @@ logged and every file left in the mounted folder.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -20,11 +21,13 @@ from pathlib import Path
 
 import fsspec
 import pytest
+import servers
 from typer.testing import CliRunner
 
 from modelkit_assets import AssetsManager, AssetStore
 from modelkit_assets.cli.app import app
 from modelkit_assets.errors import CacheNotWritableError, LocalDiskError, StoreError
+from modelkit_assets.retry import is_transient
 
 BIG = 2 * 2**20  # twice the tmpfs
 
@@ -159,7 +162,9 @@ def test_fetch_into_a_full_or_read_only_assets_dir(
 
 
 @needs_mount
-@pytest.mark.parametrize("backend", ["memory", pytest.param("s3", marks=pytest.mark.cloud)])
+@pytest.mark.parametrize(
+    "backend", ["memory", *(pytest.param(b, marks=pytest.mark.cloud) for b in ("s3", "gcs", "azure"))]
+)
 def test_remote_source_copy_with_a_full_tmpdir(
     store_url: tuple[str, dict[str, object]], backend: str, big_file: Path, tmp_path: Path
 ) -> None:
@@ -167,7 +172,7 @@ def test_remote_source_copy_with_a_full_tmpdir(
     url, options = store_url
     source = f"{url}/src/big.bin"
     if backend != "memory":
-        fsspec.filesystem("s3", **options).put_file(str(big_file), source)
+        fsspec.filesystem(servers.PROTOCOLS[backend], **options).put_file(str(big_file), source)
     store = f"{url}/store"  # same store kind: the source is read with the store's options
     tmp = tmp_path / "tmp"
     env = {**_child_env(store, options, tmp_path / "assets"), "TMPDIR": str(tmp)}
@@ -188,15 +193,36 @@ def test_remote_source_copy_with_a_full_tmpdir(
         assert list(AssetStore(store, options).list()) == []
 
 
+@needs_mount
+def test_publish_into_a_full_local_store(big_file: Path, tmp_path: Path) -> None:
+    """A file:// store on a full disk: the store's own disk, said as such, not retried."""
+    folder = tmp_path / "store"
+    spec = {
+        "env": _child_env(folder.as_uri(), {}, tmp_path / "assets"),
+        "argv": ["new", str(big_file), "m/big", "--yes"],
+        "watch": str(folder),
+    }
+    report = _run_on_tmpfs(folder, "size=1m", spec)
+    line = _error_line(report)
+    assert "no space left on the device" in line and "MODELKIT_ASSETS_STORE" in line, line
+    assert folder.as_uri() in line and "retry" not in line.lower(), line
+    assert not any(name.endswith(".meta") for name in report["left"]), report  # type: ignore[attr-defined]
+
+
 # -- an assets dir that is a file, or under a file (no mount needed) ------------------------------
-@pytest.mark.parametrize("where", ["file", "under-a-file"])
+@pytest.mark.parametrize("where", ["file", "under-a-file", "file-inside"])
 def test_an_assets_dir_that_is_not_a_folder(
-    store: AssetStore, sample_file: Path, tmp_path: Path, where: str, caplog: pytest.LogCaptureFixture
+    store: AssetStore, sample_file: Path, tmp_path: Path, where: str
 ) -> None:
     store.new(sample_file, "m/clf")
-    blocker = tmp_path / "not-a-folder"
+    if where == "file-inside":  # the asset's folder in the assets dir is a file
+        assets = tmp_path / "assets"
+        blocker = assets / "m"
+        assets.mkdir()
+    else:
+        blocker = tmp_path / "not-a-folder"
+        assets = blocker if where == "file" else blocker / "assets"
     blocker.write_bytes(b"x")
-    assets = blocker if where == "file" else blocker / "assets"
     with pytest.raises(LocalDiskError) as info:
         AssetsManager(store, assets).fetch("m/clf:0.0")
     message = str(info.value)
@@ -210,8 +236,16 @@ def test_an_assets_dir_that_is_not_a_folder(
     }
     result = CliRunner().invoke(app, ["fetch", "m/clf:0.0"], env=env)
     assert result.exit_code == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "is a file, not a folder" in lines[0] and "Unexpected" not in lines[0], lines
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(lines) == 1 and result.stderr.strip().endswith(lines[0]), result.stderr
+    assert "is a file, not a folder" in lines[0] and "Unexpected" not in lines[0], lines
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG])
+def test_a_disk_error_is_never_transient(code: int) -> None:
+    err = OSError(code, os.strerror(code))
+    assert not is_transient(err) and not is_transient(err, transfer=True)
+    assert is_transient(OSError(errno.ECONNRESET, "reset"))  # a network one still is
 
 
 def test_error_classes() -> None:
