@@ -92,13 +92,16 @@ def test_an_option_of_the_wrong_type_is_a_configuration_error(
     assert [r for r in retries if r.getMessage().startswith("Retrying")] == []
 
 
-def test_malformed_json_and_unknown_protocol(tmp_path: Path) -> None:
+def test_malformed_json_unknown_protocol_and_missing_backend(tmp_path: Path) -> None:
     base = {"MODELKIT_ASSETS_DIR": str(tmp_path / "assets")}
     malformed = {**base, "MODELKIT_ASSETS_STORE": "memory://x", "MODELKIT_ASSETS_STORAGE_OPTIONS": "{"}
     line = _one_line_error(_cli("list", env=malformed))
     assert "MODELKIT_ASSETS_STORAGE_OPTIONS" in line and "JSON" in line
     line = _one_line_error(_cli("list", env={**base, "MODELKIT_ASSETS_STORE": "nosuchproto://b/p"}))
     assert "Unknown store protocol 'nosuchproto'" in line
+    # a known protocol whose backend package is not installed (dropboxdrivefs)
+    line = _one_line_error(_cli("list", env={**base, "MODELKIT_ASSETS_STORE": "dropbox://b/p"}))
+    assert "backend for dropbox:// stores is not installed" in line, line
 
 
 # -- copy --to: options and missing bucket ------------------------------------------------------
