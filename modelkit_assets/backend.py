@@ -23,6 +23,7 @@ from modelkit_assets.errors import (
     StorePermissionError,
     StoreUnreachableError,
 )
+from modelkit_assets.localdisk import is_disk_error, is_under, local_disk_error
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -49,21 +50,113 @@ def protocol_of(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else "file"
 
 
+#: where storage options come from when the caller does not say (named in errors)
+DEFAULT_OPTIONS_ORIGIN = "the storage options"
+#: options every fsspec filesystem takes (instance and listings caches, event loop)
+_FSSPEC_OPTIONS = frozenset(
+    {"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths", "asynchronous", "loop"}
+)
+#: backends whose constructor swallows unknown options (gcsfs, adlfs, memory, local) or
+#: defers them to a first request (s3fs, to botocore's session): their option names are
+#: checked up front. Others (sftp, http, ...) pass their extra options on and check them.
+_CHECKED_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory", "file", "local"})
+#: where those backends send their ``**kwargs``: s3fs to aiobotocore's session, adlfs to
+#: azure-identity's DefaultAzureCredential (whose keywords are not in its signature)
+_FORWARDED = {"s3": "aiobotocore.session:AioSession", "s3a": "aiobotocore.session:AioSession"}
+_AZURE_CREDENTIAL_OPTIONS = frozenset(
+    {
+        "authority",
+        "additionally_allowed_tenants",
+        "broker_client_id",
+        "broker_tenant_id",
+        "interactive_browser_client_id",
+        "interactive_browser_tenant_id",
+        "managed_identity_client_id",
+        "process_timeout",
+        "shared_cache_tenant_id",
+        "shared_cache_username",
+        "visual_studio_code_tenant_id",
+        "workload_identity_client_id",
+        "workload_identity_tenant_id",
+    }
+)
+
+
+def _named_parameters(func: Any) -> set[str]:
+    import inspect
+
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name for p in parameters if p.kind in kinds} - {"self"}
+
+
+def accepted_options(protocol: str, cls: type) -> set[str] | None:
+    """The storage option names a backend takes (``None``: not checked, see above)."""
+    if protocol not in _CHECKED_PROTOCOLS:
+        return None
+    names = set(_FSSPEC_OPTIONS)
+    for klass in cls.__mro__:
+        if "__init__" in klass.__dict__:
+            names |= _named_parameters(klass.__dict__["__init__"])
+    forwarded = _FORWARDED.get(protocol)
+    if forwarded is not None:
+        import importlib
+
+        module, _, attr = forwarded.partition(":")
+        names |= _named_parameters(getattr(importlib.import_module(module), attr).__init__)
+    if protocol in ("az", "abfs", "abfss"):
+        names |= _AZURE_CREDENTIAL_OPTIONS
+    return names
+
+
+def check_options(protocol: str, cls: type, options: Mapping[str, Any], origin: str) -> None:
+    """Refuse option names the backend does not know, before they are silently dropped or
+    fail a first request (and get retried as if the store were down).
+
+    Raises
+    ------
+    ConfigurationError
+        Naming the unknown options (names only: values may be secrets) and ``origin``.
+    """
+    accepted = accepted_options(protocol, cls)
+    if accepted is None:
+        return
+    azure = protocol in ("az", "abfs", "abfss")
+    # DefaultAzureCredential also takes an exclude_*_credential switch per credential type
+    unknown = sorted(k for k in options if k not in accepted and not (azure and k.startswith("exclude_")))
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown storage option(s) {', '.join(map(repr, unknown))} for {protocol}:// stores in "
+            f"{origin}; fix or remove them (see the {cls.__module__.split('.')[0]} documentation "
+            "for the options it takes)."
+        )
+
+
 def open_filesystem(
-    url: str, storage_options: Mapping[str, Any] | None = None, *, pool_size: int | None = None
+    url: str,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    pool_size: int | None = None,
+    origin: str = DEFAULT_OPTIONS_ORIGIN,
 ) -> tuple[AbstractFileSystem, str]:
     """Return ``(filesystem, root path)`` for a store URL.
 
     ``pool_size`` sizes the S3 HTTP connection pool to the transfer concurrency
     (botocore's ``max_pool_connections`` defaults to 10, which would queue the other
-    requests); a ``config_kwargs`` given by the user wins.
+    requests); a ``config_kwargs`` given by the user wins. ``origin`` says where the
+    options come from (``MODELKIT_ASSETS_STORAGE_OPTIONS``, an option of the command),
+    for error messages.
 
     Raises
     ------
     BackendNotInstalledError
         If the backend package is missing (with the extra to install).
     ConfigurationError
-        If the URL's protocol is unknown to fsspec.
+        If the URL's protocol is unknown to fsspec, or an option's name or value is not
+        one the backend takes.
     """
     protocol = protocol_of(url)
     if protocol in ("gs", "gcs"):
@@ -72,10 +165,24 @@ def open_filesystem(
     import fsspec.core
 
     options = dict(storage_options or {})
+    try:
+        cls = fsspec.get_filesystem_class(protocol)
+    except ImportError:
+        cls = None  # reported below, with the extra to install
+    except ValueError:
+        cls = None  # an unknown protocol: reported below
+    if cls is not None:
+        check_options(protocol, cls, options, origin)
     url, options = _credentials_from_url(url, protocol, options)
     if protocol in ("s3", "s3a"):
         options.setdefault("use_listings_cache", False)
-        config = dict(options.get("config_kwargs") or {})
+        config = options.get("config_kwargs") or {}
+        if not isinstance(config, Mapping):
+            raise ConfigurationError(
+                f"The storage option 'config_kwargs' in {origin} must be a JSON object (botocore's "
+                "Config arguments)."
+            )
+        config = dict(config)
         if pool_size is not None:
             config.setdefault("max_pool_connections", max(10, pool_size))
         # retry.py retries each request with a bounded total: botocore's own retries (5
@@ -96,7 +203,9 @@ def open_filesystem(
                 f"Unknown store protocol {protocol!r} in {redact_url(url)}; use an fsspec URL "
                 "such as s3://bucket/prefix, gs://, az://, file:// or memory://."
             ) from err
-        raise
+        raise ConfigurationError(_bad_options(protocol, origin, err)) from err
+    except TypeError as err:
+        raise ConfigurationError(_bad_options(protocol, origin, err)) from err
     _limit_backend_retries(fs, protocol, storage_options or {})
     return fs, root
 
@@ -326,9 +435,21 @@ def _names(err: BaseException) -> list[str]:
 
 
 @contextlib.contextmanager
-def store_errors(store: str, action: str) -> Iterator[None]:
+def store_errors(
+    store: str, action: str, *, origin: str = DEFAULT_OPTIONS_ORIGIN, local: str | None = None
+) -> Iterator[None]:
     """Translate backend exceptions into ``StoreError``s that name the store (G7: the
     original message is dropped, it may quote signed URLs or keys).
+
+    A failure of the local disk is not the store's: with ``local`` (the local folder the
+    block writes into, e.g. a download's destination), a full or read-only disk and any
+    error naming a path inside ``local`` pass through unchanged, for the caller to report
+    (``localdisk.local_writes``); without it, a full or read-only disk is the store's own
+    (a ``file://`` store) and is reported as a ``LocalDiskError`` naming it.
+
+    A ``TypeError`` or ``AttributeError`` raised inside the backend comes from how it was
+    configured (an option of the wrong type or name, ``origin``): a ``ConfigurationError``,
+    never retried.
     """
     try:
         yield
@@ -336,8 +457,42 @@ def store_errors(store: str, action: str) -> Iterator[None]:
         raise
     except (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError):
         raise
+    except OSError as err:
+        if local is not None and (is_disk_error(err) or is_under(err, local)):
+            raise
+        if is_disk_error(err):
+            failed = f"The store {store} could not {action}"
+            error = local_disk_error(err, store, "MODELKIT_ASSETS_STORE", failed)
+            assert error is not None
+            raise error from err
+        raise translate_error(err, store, action) from err
+    except (TypeError, AttributeError) as err:
+        if not _raised_by_backend(err):
+            raise
+        raise ConfigurationError(
+            f"The store {store} could not {action} with {origin} ({type(err).__name__}: an option "
+            "has a wrong name or value); fix them, or set MODELKIT_ASSETS_DEBUG=1 to see the cause."
+        ) from err
     except Exception as err:
         raise translate_error(err, store, action) from err
+
+
+def _raised_by_backend(err: BaseException) -> bool:
+    """Whether ``err`` was raised outside this package (a bug of ours stays a bug)."""
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return not str(tb.tb_frame.f_globals.get("__name__", "")).startswith("modelkit_assets")
+
+
+def _bad_options(protocol: str, origin: str, err: BaseException) -> str:
+    # the type only: the backend's message may quote a value (G7)
+    return (
+        f"The {protocol}:// backend refused {origin} ({type(err).__name__}: an option has a "
+        "wrong name or value); fix them, or set MODELKIT_ASSETS_DEBUG=1 to see the cause."
+    )
 
 
 def _http_status(err: BaseException) -> int | None:

@@ -21,7 +21,8 @@ Each class also inherits the builtin that matches its failure, so callers that c
     │   └── VersionExistsError
     ├── PublishConflictError (RuntimeError)
     ├── CacheLockTimeoutError (TimeoutError)
-    ├── CacheNotWritableError (PermissionError)
+    ├── LocalDiskError (OSError)
+    │   └── CacheNotWritableError (PermissionError)
     ├── LockfileError (ValueError)
     ├── LockMismatchError (RuntimeError)
     ├── StoreError (OSError)
@@ -116,7 +117,13 @@ class CacheLockTimeoutError(AssetsError, TimeoutError):
     """Another process held the asset's cache lock for too long."""
 
 
-class CacheNotWritableError(AssetsError, PermissionError):
+class LocalDiskError(AssetsError, OSError):
+    """A local folder (the assets dir, ``TMPDIR``, a local store) cannot be written: full,
+    read-only, not a folder, permission denied. Says which setting points there; never
+    retried (``localdisk.py`` builds it)."""
+
+
+class CacheNotWritableError(LocalDiskError, PermissionError):
     """A version must be installed but the assets dir is read-only (or not ours to write);
     versions already in it are still served."""
 

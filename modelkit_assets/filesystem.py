@@ -216,6 +216,10 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
         manager: AssetsManager | None = None,
         **kwargs: Any,
     ) -> None:
+        # pandas retries a PermissionError (a refused credential, our read-only refusal)
+        # with anon=True: accepted and ignored, so the retry fails with the same error the
+        # user must see (it never turns into anonymous access to the store)
+        kwargs.pop("anon", None)
         unknown = sorted(set(kwargs) - _FSSPEC_OPTIONS)
         if unknown:
             raise ConfigurationError(
@@ -233,7 +237,7 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
             elif store is None and store_options is not None:
                 from modelkit_assets.store import AssetStore
 
-                store = AssetStore(None, store_options, versioning=versioning)
+                store = AssetStore(None, store_options, versioning=versioning, options_origin="store_options")
             manager = AssetsManager(
                 store, assets_dir, storage_options=options, offline=offline, versioning=versioning
             )

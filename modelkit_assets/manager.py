@@ -8,7 +8,6 @@ renamed into place (G4).
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from modelkit_assets.cache import AssetCache
 from modelkit_assets.errors import (
     AssetNotFoundError,
-    AssetsError,
     CacheNotWritableError,
     ConfigurationError,
     OfflineError,
@@ -28,6 +26,7 @@ from modelkit_assets.errors import (
     VersionNotFoundError,
 )
 from modelkit_assets.layout import SUCCESS_NAME
+from modelkit_assets.localdisk import ASSETS_DIR_SETTING, local_writes
 from modelkit_assets.spec import AssetSpec
 from modelkit_assets.versioning import VersioningSystem, get_versioning
 
@@ -155,6 +154,7 @@ class AssetsManager:
             versioning=self.versioning,
             settings=self.settings,
             offline=self.offline,
+            options_origin="MODELKIT_ASSETS_STORAGE_OPTIONS",
         )
 
     def fetch(
@@ -274,16 +274,10 @@ class AssetsManager:
         # read and validate the manifest before touching the assets dir: a bad or unsafe
         # one is refused with nothing written, not even the lock (G5)
         meta = store.meta(name, version)
-        try:
+        failed = f"{name}:{version} is not in the assets dir {self.assets_dir} and cannot be installed there"
+        setting = ASSETS_DIR_SETTING
+        with local_writes(self.assets_dir, setting, failed, not_writable=CacheNotWritableError):
             return self._install(store, meta, force=force, callback=callback)
-        except OSError as err:
-            if isinstance(err, AssetsError) or err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
-                raise
-            raise CacheNotWritableError(
-                f"{name}:{version} is not in the assets dir {self.assets_dir}, which cannot be "
-                f"written ({os.strerror(err.errno)}); fetch it where the assets dir is writable, or "
-                "set MODELKIT_ASSETS_DIR to a writable folder."
-            ) from err
 
     def _install(
         self, store: AssetStore, meta: AssetMeta, *, force: bool, callback: Callback | None

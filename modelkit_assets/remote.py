@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelkit_assets.backend import (
+    DEFAULT_OPTIONS_ORIGIN,
+    check_bucket,
     create_exclusive,
     is_local,
     list_dir,
@@ -73,6 +75,7 @@ class Remote:
         attempts: int = 5,
         deadline_s: float = 120.0,
         offline: bool = False,
+        options_origin: str | None = None,
     ) -> None:
         text = os.fspath(url)
         if "://" not in text:
@@ -88,6 +91,8 @@ class Remote:
         self._retry_bounds = (attempts, deadline_s)
         #: never contact the store: every request is refused before any connection
         self.offline = offline
+        #: where the storage options come from, named when the backend refuses them
+        self.options_origin = options_origin or DEFAULT_OPTIONS_ORIGIN
 
     @property
     def display_url(self) -> str:
@@ -118,8 +123,10 @@ class Remote:
                 "is set; unset it to reach the store."
             )
         if self._fs is None or self._root is None:
-            with store_errors(self.display_url, "open the store"):
-                fs, root = open_filesystem(self.url, self.storage_options, pool_size=self.pool_size)
+            with store_errors(self.display_url, "open the store", origin=self.options_origin):
+                fs, root = open_filesystem(
+                    self.url, self.storage_options, pool_size=self.pool_size, origin=self.options_origin
+                )
             if self._fs is None:
                 self._fs = fs
             self._root = root
@@ -131,8 +138,8 @@ class Remote:
         if self._root is None and self.offline and self.protocol in ("file", "local", "memory"):
             # keys of a disk or memory store are known without any connection, offline too
             # (compat checks that the assets dir is not the store's folder)
-            with store_errors(self.display_url, "open the store"):
-                self._root = open_filesystem(self.url, self.storage_options)[1]
+            with store_errors(self.display_url, "open the store", origin=self.options_origin):
+                self._root = open_filesystem(self.url, self.storage_options, origin=self.options_origin)[1]
         if self._root is None:
             self.fs  # noqa: B018 - opening resolves the root
         if self._root is None:  # pragma: no cover - set by ``fs``
@@ -159,17 +166,25 @@ class Remote:
 
     # -- requests -------------------------------------------------------------------
     @contextlib.contextmanager
-    def errors(self, action: str) -> Iterator[None]:
-        """Translate backend errors raised inside into ``StoreError``s naming ``action``."""
-        with store_errors(self.display_url, action):
+    def errors(self, action: str, *, local: str | None = None) -> Iterator[None]:
+        """Translate backend errors raised inside into ``StoreError``s naming ``action``;
+        failures of the local folder ``local`` (a download's destination) pass through,
+        for the caller to report as local disk errors (localdisk.py)."""
+        with store_errors(self.display_url, action, origin=self.options_origin, local=local):
             yield
 
     def request(self, action: str, func: Callable[[], T]) -> T:
         """``func()`` (one store request), its errors translated and retried."""
 
         def attempt() -> T:
-            with store_errors(self.display_url, action):
-                return func()
+            with store_errors(self.display_url, action, origin=self.options_origin):
+                try:
+                    return func()
+                except FileNotFoundError:
+                    # object stores answer a write or read in a missing bucket with "no such
+                    # key" too: one more request, on this failure path only, tells them apart
+                    check_bucket(self.fs, self.root)
+                    raise
 
         return self.retry.call(attempt, what=action)
 

@@ -16,7 +16,8 @@ turns their own knobs down where they exist so that the two layers do not multip
 Only what may succeed on a second try is retried: a ``StoreError`` that is neither a
 permission nor a missing-bucket error, and, for transfers only, a file that arrived with
 the wrong size or hash (``IntegrityError``: a body cut short). A missing object, an
-existing one (exclusive create) or a refused credential is raised at once.
+existing one (exclusive create), a refused credential, a configuration error or a full or
+read-only local disk is raised at once.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from modelkit_assets.errors import (
     StoreNotFoundError,
     StorePermissionError,
 )
+from modelkit_assets.localdisk import is_disk_error
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,6 +57,8 @@ def is_transient(err: BaseException, *, transfer: bool = False) -> bool:
     """
     if isinstance(err, IntegrityError):
         return transfer
+    if is_disk_error(err):  # a full or read-only local disk stays so
+        return False
     if isinstance(err, StorePermissionError | StoreNotFoundError):
         return False
     if isinstance(err, StoreError):

@@ -152,6 +152,7 @@ def _copy_remote(url: str, storage_options: Mapping[str, Any], *, workers: int) 
     is removed when the returned ``Source`` is garbage-collected or closed.
     """
     from modelkit_assets.backend import open_filesystem, redact_url, store_errors
+    from modelkit_assets.localdisk import local_writes
     from modelkit_assets.transfer import download
 
     display = redact_url(url)
@@ -185,17 +186,21 @@ def _copy_remote(url: str, storage_options: Mapping[str, Any], *, workers: int) 
         except (InvalidSubPartError, InvalidMetaError) as err:
             raise InvalidSourceError(f"{err} Rename it before publishing.") from err
         is_directory = info["type"] == "directory"
-        workdir = tempfile.mkdtemp(prefix="modelkit-assets-source-")
-        target = os.path.join(workdir, "tree") if is_directory else os.path.join(workdir, relative[0])
-        pairs = [
-            (name, os.path.join(target, *rel.split("/")) if is_directory else target)
-            for name, rel in zip(names, relative, strict=True)
-        ]
-        try:
-            download(fs, pairs, concurrency=workers)
-        except BaseException:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise
+        # a full or read-only TMPDIR is said as such, never blamed on the source's store
+        tmp = tempfile.gettempdir()
+        failed = f"The remote source {display} cannot be copied into the temporary folder"
+        with local_writes(tmp, "TMPDIR", failed), store_errors(display, "read the source", local=tmp):
+            workdir = tempfile.mkdtemp(prefix="modelkit-assets-source-")
+            target = os.path.join(workdir, "tree") if is_directory else os.path.join(workdir, relative[0])
+            pairs = [
+                (name, os.path.join(target, *rel.split("/")) if is_directory else target)
+                for name, rel in zip(names, relative, strict=True)
+            ]
+            try:
+                download(fs, pairs, concurrency=workers)
+            except BaseException:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise
     try:
         local = _scan_local(target, workers=workers)
     except BaseException:

@@ -116,6 +116,7 @@ class AssetStore:
         filesystem: AbstractFileSystem | None = None,
         retry: RetryPolicy | None = None,
         offline: bool | None = None,
+        options_origin: str | None = None,
     ) -> None:
         from modelkit_assets.settings import get_settings
 
@@ -129,6 +130,7 @@ class AssetStore:
             url = settings.store_url
             if storage_options is None:
                 storage_options = settings.storage_options
+                options_origin = options_origin or "MODELKIT_ASSETS_STORAGE_OPTIONS"
         elif settings is None and any(
             v is None for v in (versioning, concurrency, claim_ttl_s, retry, offline)
         ):
@@ -148,6 +150,7 @@ class AssetStore:
             attempts=attempts,
             deadline_s=deadline_s,
             offline=bool(offline if offline is not None else settings.offline if settings else False),
+            options_origin=options_origin,
         )
         self.url = self.remote.url
         #: who owns which version while it is published (claims.py)
@@ -172,6 +175,11 @@ class AssetStore:
     def storage_options(self) -> Mapping[str, Any]:
         """The fsspec options the store was opened with (secrets: never print them)."""
         return self.remote.storage_options
+
+    @property
+    def options_origin(self) -> str:
+        """Where the storage options come from, named when the backend refuses them."""
+        return self.remote.options_origin
 
     @property
     def offline(self) -> bool:
@@ -623,7 +631,8 @@ class AssetStore:
             items = [(destination, entry, f"{name}:{version}")]
 
         def fetch_and_verify() -> None:
-            with self.remote.errors(f"download {name}:{version}"):
+            # the destination's disk failures are the caller's to report (localdisk.py)
+            with self.remote.errors(f"download {name}:{version}", local=destination):
                 try:
                     download(
                         self.fs,

@@ -113,6 +113,20 @@ def test_s3_wrong_credentials(s3_auth: dict[str, str]) -> None:
     assert "credentials" in str(err)
 
 
+def test_pandas_shows_a_refused_credential(s3_auth: dict[str, str]) -> None:
+    """pandas retries a PermissionError with ``anon=True``; the protocol ignores it, so the
+    user sees the store's refusal, not "Unknown option(s) anon"."""
+    pandas = pytest.importorskip("pandas")
+    secret = "wrong-secret-" + uuid.uuid4().hex
+    options = {
+        "store": "s3://guarded/assets",
+        "store_options": {"endpoint_url": s3_auth["url"], "key": "AKIAWRONGWRONG000000", "secret": secret},
+    }
+    with pytest.raises(StorePermissionError, match="permission denied") as info:
+        pandas.read_csv("modelkit-assets://data/iris:0.0/iris.csv", storage_options=options)
+    assert secret not in str(info.value)
+
+
 def test_s3_permission_denied(s3_auth: dict[str, str], sample_file: Path) -> None:
     options = {"endpoint_url": s3_auth["url"], "key": s3_auth["key"], "secret": s3_auth["secret"]}
     store = AssetStore("s3://guarded/assets", options)

@@ -289,6 +289,27 @@ def test_writes_are_refused(fs: AssetsFileSystem, published: AssetStore, tmp_pat
     assert fs.cat("models/clf") != b"x"
 
 
+@pytest.mark.parametrize("backend", ["local", "memory"])
+def test_pandas_writing_through_the_protocol_says_read_only(
+    options: dict[str, Any], published: AssetStore
+) -> None:
+    """pandas retries a PermissionError with ``anon=True``: the retry must fail the same way,
+    not with "Unknown option(s) anon"."""
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.DataFrame({"a": [1, 2]})
+    with pytest.raises(ReadOnlyFilesystemError, match=r"read-only.*update"):
+        frame.to_csv(URL + "data/iris:0/new.csv", storage_options=options)
+    assert published.versions("data/iris") == ["0.0"]
+
+
+def test_anon_is_accepted_and_ignored(tmp_path: Path) -> None:
+    """Never passed on to the store: it would turn a refused credential into anonymous access."""
+    fs = fsspec.filesystem("modelkit-assets", store=str(tmp_path / "s"), anon=True, store_options={})
+    assert isinstance(fs, AssetsFileSystem)
+    store = fs.manager.store
+    assert store is not None and "anon" not in store.storage_options
+
+
 # -- configuration --------------------------------------------------------------------------
 def test_store_and_assets_dir_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sample_file: Path

@@ -35,6 +35,7 @@ EXPECTED = [
     "InvalidSpecError",
     "InvalidSubPartError",
     "InvalidVersionError",
+    "LocalDiskError",
     "LockMismatchError",
     "LockfileError",
     "OfflineError",

@@ -60,7 +60,13 @@ def copy(
 
     state = CliState.of(ctx)
     src = state.store()
-    dst = AssetStore(to, _options(to_storage_options), versioning=src.versioning, settings=state.settings)
+    dst = AssetStore(
+        to,
+        _options(to_storage_options),
+        versioning=src.versioning,
+        settings=state.settings,
+        options_origin="--to-storage-options",
+    )
     results = run_copy(src, dst, spec, all_versions=all_versions)
     if as_json:
         from modelkit_assets.cli.render import echo_json

@@ -33,6 +33,7 @@ from modelkit_assets.errors import (
     PublishConflictError,
     VersionExistsError,
 )
+from modelkit_assets.localdisk import local_writes
 from modelkit_assets.maintenance.verify import VerifyReport, check_files, sha256_object
 from modelkit_assets.manifest import AssetMeta, FileEntry
 from modelkit_assets.spec import AssetSpec
@@ -139,7 +140,11 @@ def copy_version(
                 except NotImplementedError:
                     server_side = False
             if not server_side:
-                with tempfile.TemporaryDirectory(prefix="modelkit-assets-copy-") as tmp:
+                failed = f"{name}:{version} cannot be copied through the temporary folder"
+                with (
+                    local_writes(tempfile.gettempdir(), "TMPDIR", failed),
+                    tempfile.TemporaryDirectory(prefix="modelkit-assets-copy-") as tmp,
+                ):
                     local = os.path.join(tmp, "data")
                     if meta.is_directory:
                         os.mkdir(local)
@@ -148,7 +153,8 @@ def copy_version(
                         uploads = [(os.path.join(local, *p.split("/")), t) for t, p, _ in targets if p]
                     else:
                         uploads = [(local, targets[0][0])]
-                    upload(dst.fs, uploads, concurrency=dst.concurrency)
+                    with dst.remote.errors(f"copy {name}:{version}"):
+                        upload(dst.fs, uploads, concurrency=dst.concurrency)
         report = VerifyReport()
         jobs = [(p, e, t) for t, p, e in targets]
         check_files(jobs, lambda key: sha256_object(dst.fs, key), "store", name, version, report)
