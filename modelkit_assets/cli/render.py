@@ -26,6 +26,7 @@ from modelkit_assets.cli.progress import human_size
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from modelkit_assets.manifest import AssetMeta
     from modelkit_assets.store import PublishPlan
@@ -91,7 +92,11 @@ def console(*, stderr: bool = False) -> Console:
 
     class SafeConsole(Console):
         """Escapes control characters in the text it draws; its own styles and cursor
-        moves (control segments) go through."""
+        moves (control segments) go through. Strings are escaped before layout too, so
+        columns stay aligned."""
+
+        def render_str(self, text: str, **kwargs: Any) -> Text:
+            return super().render_str(escape_controls(text), **kwargs)
 
         def _render_buffer(self, buffer: Iterable[Segment]) -> str:
             return super()._render_buffer(
