@@ -114,6 +114,13 @@ def test_an_object_larger_than_its_manifest_stops_at_once(
     assert label in str(info.value)
     assert_not_installed(manager, "big", "0.0")
 
+    # the modelkit-assets:// protocol reads through the same verified fetch
+    from modelkit_assets.filesystem import AssetsFileSystem
+
+    with pytest.raises(IntegrityError, match="larger than"):
+        AssetsFileSystem(manager=manager).cat_file("big:0.0/a.txt" if kind == "folder" else "big:0.0")
+    assert_not_installed(manager, "big", "0.0")
+
 
 def test_missing_object(store: AssetStore, manager: AssetsManager, sample_dir: Path) -> None:
     store.new(sample_dir, "nlp/tok")
