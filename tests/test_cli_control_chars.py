@@ -108,11 +108,16 @@ def test_no_command_prints_a_control_character_from_the_store(
             assert done.exit_code == code, (args, env, done.output)
             for sequence in SEQUENCES:
                 assert sequence not in done.output, (args, env, sequence, done.output)
+            if "--json" in args and code == 0:  # still valid JSON, the text intact in it
+                data = json.loads(done.stdout)
+                if args[0] == "info":
+                    assert data["description"] == data["pushed_by"] == EVIL
             if not env:  # no colours: no control character at all but newlines and tabs
                 assert not ANY_CONTROL.search(done.output), (args, done.output)
             elif args == ("versions", "evil/model"):  # rich's own styles still go through
                 assert "\x1b[1m" in done.output
-            if "\\x1b[2J" in done.output or "\\u001b[2J" in done.output:
+            # escaped by us (\u001b), or quoted with repr() by an error message (\x1b)
+            if "\\u001b[2J" in done.output or "\\x1b[2J" in done.output:
                 shown.add(args)
     # the hostile text was really shown (escaped), not dropped, where a command shows it
     assert shown == {
@@ -131,4 +136,4 @@ def test_escape_controls_keeps_printable_text() -> None:
     from modelkit_assets.cli.render import escape_controls
 
     assert escape_controls("naïve → ok\ttab\nline") == "naïve → ok\ttab\nline"
-    assert escape_controls("\x1b[2J\x9b\x00\x7f") == "\\x1b[2J\\x9b\\x00\\x7f"
+    assert escape_controls("\x1b[2J\x9b\x00\x7f") == "\\u001b[2J\\u009b\\u0000\\u007f"

@@ -43,8 +43,10 @@ _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def escape_controls(text: str) -> str:
-    """``text`` with every control character (but newline and tab) shown as ``\\xNN``."""
-    return _CONTROLS.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+    """``text`` with every control character (but newline and tab) shown as ``\\u00NN``,
+    as JSON writes them: readable in plain text, and still a valid escape should one end
+    up inside a JSON string."""
+    return _CONTROLS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 class SafeStream:
