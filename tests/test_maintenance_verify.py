@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers_snapshot import count_reads
 
 from modelkit_assets import AssetsManager, AssetStore
 from modelkit_assets.backend import ensure_parent
@@ -123,28 +123,7 @@ def test_remote_verify_never_reads_an_object_larger_than_its_manifest(
     ensure_parent(store.fs, key)
     store.fs.pipe_file(key, os.urandom(64 * 2**20))
     store.fs.invalidate_cache()
-    read = [0]
-    real_open = store.fs.open
-
-    class Counting:
-        def __init__(self, handle: Any) -> None:
-            self.handle = handle
-
-        def __getattr__(self, attr: str) -> Any:
-            return getattr(self.handle, attr)
-
-        def read(self, length: int = -1) -> bytes:
-            data: bytes = self.handle.read(length)
-            read[0] += len(data)
-            return data
-
-        def __enter__(self) -> Counting:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self.handle.close()
-
-    monkeypatch.setattr(store.fs, "open", lambda *a, **k: Counting(real_open(*a, **k)))
+    read = count_reads(monkeypatch, store.fs)
     report = _run(manager, ["big:0.0"], remote=True, store=store)
     problems = [(p.where, p.name, p.version, p.kind, p.detail) for p in report.problems]
     assert problems == [("store", "big", "0.0", "size", f"{64 * 2**20} bytes where the manifest says 4")]
