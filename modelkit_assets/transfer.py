@@ -27,6 +27,7 @@ Folders still download many files at once. Progress is reported through fsspec
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -103,33 +104,42 @@ def _limited(callback: Callback, job: Job) -> Callback:
     """
     if job.limit is None:
         return callback
+    limited: Callback = _limited_class()(callback, job.limit, job.label or job.src)
+    return limited
+
+
+@functools.cache
+def _limited_class() -> type:
+    """The callback class of ``_limited``, built once (fsspec is imported on first use)."""
     from fsspec.callbacks import Callback
 
-    limit, label = job.limit, job.label or job.src
-
-    def check(count: int | None) -> None:
-        if count is not None and count > limit:
-            raise IntegrityError(
-                f"{label} is larger than the {limit} bytes its manifest says; the download "
-                "was stopped and discarded and the cache left unchanged."
-            )
-
     class Limited(Callback):  # type: ignore[misc]  # fsspec is untyped
+        def __init__(self, inner: Callback, limit: int, label: str) -> None:
+            super().__init__()
+            self.inner, self.limit, self.label = inner, limit, label
+
+        def check(self, count: int | None) -> None:
+            if count is not None and count > self.limit:
+                raise IntegrityError(
+                    f"{self.label} is larger than the {self.limit} bytes its manifest says; "
+                    "the download was stopped and discarded and the cache left unchanged."
+                )
+
         def set_size(self, size: int) -> None:
-            check(size)
-            callback.set_size(size)
+            self.check(size)
+            self.inner.set_size(size)
 
         def absolute_update(self, value: int) -> None:
-            check(value)
+            self.check(value)
             self.value = value
-            callback.absolute_update(value)
+            self.inner.absolute_update(value)
 
         def relative_update(self, inc: int = 1) -> None:
-            check(self.value + inc)
+            self.check(self.value + inc)
             self.value += inc
-            callback.relative_update(inc)
+            self.inner.relative_update(inc)
 
-    return Limited()
+    return Limited
 
 
 def _get_local(src: str, dst: str, callback: Callback) -> None:
