@@ -8,7 +8,6 @@ import contextlib
 import errno
 import os
 import re
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
@@ -287,7 +286,10 @@ def create_exclusive(fs: AbstractFileSystem, path: str, data: bytes) -> None:
         local = fs._strip_protocol(path)
         folder = os.path.dirname(local)
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        # not mkstemp: its 0600 would make the object unreadable to the other users of a
+        # shared store; 0666 gets the umask and default ACLs, as any plain write does
+        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)

@@ -6,6 +6,7 @@ anything in the store (G3, G5).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelkit_assets.errors import InvalidMetaError, InvalidSourceError, InvalidSubPartError
+from modelkit_assets.errors import AssetsError, InvalidMetaError, InvalidSourceError, InvalidSubPartError
 from modelkit_assets.manifest import FileEntry, check_paths, sha256_stream
 from modelkit_assets.spec import check_relative_path
 
@@ -151,12 +152,12 @@ def _copy_remote(url: str, storage_options: Mapping[str, Any], *, workers: int) 
     ``a/../../x`` can never place a file outside the temporary folder (G5). The folder
     is removed when the returned ``Source`` is garbage-collected or closed.
     """
-    from modelkit_assets.backend import open_filesystem, redact_url, store_errors
+    from modelkit_assets.backend import basename, open_filesystem, redact_url, store_errors
     from modelkit_assets.localdisk import local_writes
     from modelkit_assets.transfer import download
 
     display = redact_url(url)
-    with store_errors(display, "read the source"):
+    with _hide_url_secrets(url, display), store_errors(display, "read the source"):
         fs, root = open_filesystem(url, storage_options)
         root = root.rstrip("/")
         try:
@@ -178,7 +179,8 @@ def _copy_remote(url: str, storage_options: Mapping[str, Any], *, workers: int) 
                 raise InvalidSourceError(f"{display} holds no file: there is nothing to publish.")
         else:
             names = [root]
-            relative = [root.rsplit("/", 1)[-1]]
+            # a signed URL's query (``?sig=...``) is a credential, never part of the name
+            relative = [basename(redact_url(root))]
         try:
             for rel in relative:
                 check_relative_path(rel, what="file name")
@@ -210,6 +212,25 @@ def _copy_remote(url: str, storage_options: Mapping[str, Any], *, workers: int) 
     # the temporary copy lives exactly as long as the Source that points into it
     object.__setattr__(source, "_cleanup", weakref.finalize(source, shutil.rmtree, workdir, True))
     return source
+
+
+@contextlib.contextmanager
+def _hide_url_secrets(url: str, display: str) -> Iterator[None]:
+    """Drop the backend's own exception from an error when the source URL holds
+    credentials (a user, a password, a signed query): backends quote the full URL in
+    their messages, and a traceback shows the chained cause (G7)."""
+    try:
+        yield
+    except Exception as err:
+        if url == display:
+            raise
+        if not isinstance(err, AssetsError):
+            from modelkit_assets.backend import translate_error
+
+            raise translate_error(err, display, "read the source") from None
+        err.__cause__ = None
+        err.__suppress_context__ = True
+        raise
 
 
 def _scan_local(path: str | os.PathLike[str], *, workers: int = 8) -> Source:

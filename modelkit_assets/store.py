@@ -640,6 +640,7 @@ class AssetStore:
                         callback=callback,
                         concurrency=self.concurrency,
                         sizes=sizes,
+                        labels=[label for _, _, label in items],
                         retry=self.retry,
                     )
                 except FileNotFoundError as err:

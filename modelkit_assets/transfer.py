@@ -27,6 +27,7 @@ Folders still download many files at once. Progress is reported through fsspec
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +49,7 @@ PART_SIZE = 8 * 2**20
 PART_CONCURRENCY = 8
 MEMORY_BUDGET = 128 * 2**20
 _STREAM_BUFFER = 2**16
+_LOCAL_CHUNK = 2**20
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,72 @@ class Tuning:
 
 @dataclass(frozen=True)
 class Job:
-    """One file to move: ``src`` to ``dst``, ``size`` bytes when known."""
+    """One file to move: ``src`` to ``dst``, ``size`` bytes when known; a download
+    with a ``limit`` (its manifest size) stops as soon as it goes beyond it, and
+    ``label`` names the file in that error."""
 
     src: str
     dst: str
     size: int | None = None
+    limit: int | None = None
+    label: str = ""
+
+
+def _limited(callback: Callback, job: Job) -> Callback:
+    """``callback``, stopping a download that exceeds its manifest size.
+
+    Every backend reports the object's length (``set_size``) before its first byte and
+    each chunk written after it, so an object far larger than its manifest costs a
+    request and at most one chunk, never its whole size on the network and the disk.
+    """
+    if job.limit is None:
+        return callback
+    limited: Callback = _limited_class()(callback, job.limit, job.label or job.src)
+    return limited
+
+
+@functools.cache
+def _limited_class() -> type:
+    """The callback class of ``_limited``, built once (fsspec is imported on first use)."""
+    from fsspec.callbacks import Callback
+
+    class Limited(Callback):  # type: ignore[misc]  # fsspec is untyped
+        def __init__(self, inner: Callback, limit: int, label: str) -> None:
+            super().__init__()
+            self.inner, self.limit, self.label = inner, limit, label
+
+        def check(self, count: int | None) -> None:
+            if count is not None and count > self.limit:
+                raise IntegrityError(
+                    f"{self.label} is larger than the {self.limit} bytes its manifest says; "
+                    "the download was stopped and discarded and the cache left unchanged."
+                )
+
+        def set_size(self, size: int) -> None:
+            self.check(size)
+            self.inner.set_size(size)
+
+        def absolute_update(self, value: int) -> None:
+            self.check(value)
+            self.value = value
+            self.inner.absolute_update(value)
+
+        def relative_update(self, inc: int = 1) -> None:
+            self.check(self.value + inc)
+            self.value += inc
+            self.inner.relative_update(inc)
+
+    return Limited
+
+
+def _get_local(src: str, dst: str, callback: Callback) -> None:
+    """Copy a file of a local store in chunks reported to ``callback`` (fsspec's local
+    ``get_file`` copies whole and reports nothing, so no size limit could stop it)."""
+    with open(src, "rb") as source, open(dst, "wb") as target:
+        callback.set_size(os.fstat(source.fileno()).st_size)
+        while chunk := source.read(_LOCAL_CHUNK):
+            callback.relative_update(len(chunk))
+            target.write(chunk)
 
 
 def _is_async(fs: AbstractFileSystem) -> bool:
@@ -194,7 +257,7 @@ def _transfer(
         async def run(job: Job, child: Callback) -> None:
             async def attempt() -> None:
                 child.absolute_update(0)  # a retried file starts its progress again
-                await method(job.src, job.dst, callback=child, **kwargs)
+                await method(job.src, job.dst, callback=_limited(child, job), **kwargs)
 
             await policy.acall(attempt, what=f"{direction} {job.src}", transfer=True)
 
@@ -202,13 +265,15 @@ def _transfer(
         sync(fs.loop, _run_bounded, jobs, costs, run, callback, tuning)
         return
 
+    def move(job: Job, child: Callback) -> None:
+        if direction == "get" and is_local(fs):
+            _get_local(fs._strip_protocol(job.src), job.dst, _limited(child, job))
+        else:
+            getattr(fs, f"{direction}_file")(job.src, job.dst, callback=_limited(child, job), **kwargs)
+
     def one(job: Job) -> None:
         with callback.branched(job.src, job.dst) as child:
-            policy.call(
-                lambda: getattr(fs, f"{direction}_file")(job.src, job.dst, callback=child, **kwargs),
-                what=f"{direction} {job.src}",
-                transfer=True,
-            )
+            policy.call(lambda: move(job, child), what=f"{direction} {job.src}", transfer=True)
         callback.relative_update(1)
 
     _run_threads(one, jobs, tuning.concurrency)
@@ -224,10 +289,19 @@ def _run_threads(one: Callable[[Job], None], jobs: Sequence[Job], concurrency: i
             pass
 
 
-def _as_jobs(pairs: Sequence[tuple[str, str]], sizes: Sequence[int | None] | None) -> list[Job]:
+def _as_jobs(
+    pairs: Sequence[tuple[str, str]],
+    sizes: Sequence[int | None] | None,
+    labels: Sequence[str] | None = None,
+) -> list[Job]:
     if sizes is None:
         return [Job(src, dst) for src, dst in pairs]
-    return [Job(src, dst, size) for (src, dst), size in zip(pairs, sizes, strict=True)]
+    if labels is None:
+        return [Job(src, dst, size) for (src, dst), size in zip(pairs, sizes, strict=True)]
+    return [
+        Job(src, dst, size, limit=size, label=label)
+        for (src, dst), size, label in zip(pairs, sizes, labels, strict=True)
+    ]
 
 
 def upload(
@@ -258,20 +332,27 @@ def download(
     callback: Callback | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     sizes: Sequence[int | None] | None = None,
+    labels: Sequence[str] | None = None,
     tuning: Tuning | None = None,
     retry: RetryPolicy | None = None,
 ) -> None:
     """Download ``(remote, local)`` pairs concurrently into existing or new folders.
 
     ``sizes`` (from the manifest, when known) let small files run many at a time while
-    large ones share the memory budget.
+    large ones share the memory budget. With ``labels`` (the files' names for an error)
+    the sizes are also limits: a file that exceeds its size stops at once.
+
+    Raises
+    ------
+    IntegrityError
+        If a file with a label exceeds its size.
     """
     if not pairs:
         return
     tuning = tuning or Tuning(concurrency=concurrency)
     for folder in {os.path.dirname(lp) for _, lp in pairs}:
         os.makedirs(folder, exist_ok=True)
-    _transfer(fs, "get", _as_jobs(pairs, sizes), callback, tuning, retry)
+    _transfer(fs, "get", _as_jobs(pairs, sizes, labels), callback, tuning, retry)
 
 
 def copy_objects(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 from modelkit_assets import AssetStore
 from modelkit_assets.backend import ensure_parent
@@ -40,3 +41,30 @@ def put_object(store: AssetStore, key: str, data: bytes) -> None:
     """Write one object by hand, as a broken, hostile or foreign writer would."""
     ensure_parent(store.fs, key)
     store.fs.pipe_file(key, data)
+
+
+def count_reads(monkeypatch: Any, fs: Any) -> list[int]:
+    """Count the bytes read through ``fs.open`` from now on: ``[total]``, kept up to date."""
+    read = [0]
+    real_open = fs.open
+
+    class Counting:
+        def __init__(self, handle: Any) -> None:
+            self.handle = handle
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(self.handle, attr)
+
+        def read(self, length: int = -1) -> bytes:
+            data: bytes = self.handle.read(length)
+            read[0] += len(data)
+            return data
+
+        def __enter__(self) -> Counting:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+    monkeypatch.setattr(fs, "open", lambda *args, **kwargs: Counting(real_open(*args, **kwargs)))
+    return read

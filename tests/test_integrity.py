@@ -5,6 +5,7 @@ staging leftovers)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def grow(data: bytes) -> bytes:
 CORRUPTIONS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
     "flipped byte": (flip_byte, "sha256"),
     "truncated": (truncate, "bytes where the manifest says"),
-    "grown": (grow, "bytes where the manifest says"),
+    "grown": (grow, "larger than the .* bytes its manifest says"),
 }
 
 
@@ -72,6 +73,53 @@ def test_corrupt_file_asset(store: AssetStore, manager: AssetsManager, sample_fi
         manager.fetch("clf")
     assert "clf:0.0" in str(info.value)
     assert_not_installed(manager, "clf", "0.0")
+
+
+#: far larger than its 4-byte manifest entry, and than any chunk a backend reads at once
+OVERSIZED = 64 * 2**20
+#: what a bounded download may have written before it stops: the largest chunk a backend
+#: writes before reporting it (s3fs 64 KiB, gcsfs 128 KiB, local 1 MiB)
+ONE_CHUNK = 2**20
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_an_object_larger_than_its_manifest_stops_at_once(
+    store: AssetStore, manager: AssetsManager, tmp_path: Path, kind: str
+) -> None:
+    """4 bytes in the manifest over a 64 MiB object: the download stops at the first
+    chunk (never 64 MiB on the network or the disk), names the file, installs nothing."""
+    source = tmp_path / "small"
+    source.mkdir()
+    (source / "a.txt").write_bytes(b"abcd")
+    if kind == "folder":
+        (source / "b.txt").write_bytes(b"ok")
+    store.new(source if kind == "folder" else source / "a.txt", "big")
+    key = store.layout.data("big", "0.0", "a.txt") if kind == "folder" else store.layout.data("big", "0.0")
+    label = "big:0.0[a.txt]" if kind == "folder" else "big:0.0"
+    put_object(store, key, os.urandom(OVERSIZED))
+    store.fs.invalidate_cache()
+
+    # what the download writes before it stops (into a folder of the test's own: the
+    # manager removes its staging)
+    destination = tmp_path / "dest"
+    if kind == "folder":
+        destination.mkdir()
+    with pytest.raises(IntegrityError):
+        store.download_version(store.meta("big", "0.0"), str(destination))
+    written = destination / "a.txt" if kind == "folder" else destination
+    assert (written.stat().st_size if written.is_file() else 0) <= 4 + ONE_CHUNK
+
+    with pytest.raises(IntegrityError, match="larger than the 4 bytes its manifest says") as info:
+        manager.fetch("big:0.0")
+    assert label in str(info.value)
+    assert_not_installed(manager, "big", "0.0")
+
+    # the modelkit-assets:// protocol reads through the same verified fetch
+    from modelkit_assets.filesystem import AssetsFileSystem
+
+    with pytest.raises(IntegrityError, match="larger than"):
+        AssetsFileSystem(manager=manager).cat_file("big:0.0/a.txt" if kind == "folder" else "big:0.0")
+    assert_not_installed(manager, "big", "0.0")
 
 
 def test_missing_object(store: AssetStore, manager: AssetsManager, sample_dir: Path) -> None:

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers_snapshot import count_reads
 
 from modelkit_assets import AssetsManager, AssetStore
 from modelkit_assets.backend import create_exclusive, ensure_parent
@@ -286,6 +287,24 @@ def test_copy_that_arrives_corrupt_commits_nothing(
     with pytest.raises(IntegrityError, match="nothing was committed"):
         copy(store, other, "models/clf")
     assert not other.exists("models/clf")
+
+
+def test_a_copy_of_an_object_larger_than_its_manifest_is_checked_unread(
+    store: AssetStore, second_store: AssetStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Server-side copy moves a 64 MiB object under a 4-byte manifest entry; the check of
+    the copy refuses it by its size, without reading it, and commits nothing."""
+    (tmp_path / "a.txt").write_bytes(b"abcd")
+    store.new(tmp_path / "a.txt", "big")
+    key = store.layout.data("big", "0.0")
+    ensure_parent(store.fs, key)
+    store.fs.pipe_file(key, os.urandom(64 * 2**20))
+    store.fs.invalidate_cache()
+    read = count_reads(monkeypatch, second_store.fs)
+    with pytest.raises(IntegrityError, match="nothing was committed"):
+        copy(store, second_store, "big:0.0")
+    assert not second_store.exists("big")
+    assert read[0] <= 2**20
 
 
 def test_a_failed_copy_withdraws_its_claim_so_a_retry_copies(

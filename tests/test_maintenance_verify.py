@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from helpers_snapshot import count_reads
 
 from modelkit_assets import AssetsManager, AssetStore
 from modelkit_assets.backend import ensure_parent
@@ -109,6 +111,23 @@ def test_remote_verify_reports_corrupt_missing_and_extra_objects(
         ("store", "nlp/tokenizer", "0.0", "stray.bin", "unexpected"),
         ("store", "nlp/tokenizer", "0.0", "vocab.txt", "missing"),
     ]
+
+
+def test_remote_verify_never_reads_an_object_larger_than_its_manifest(
+    store: AssetStore, manager: AssetsManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 64 MiB object under a 4-byte manifest entry is reported by its size, unread."""
+    (tmp_path / "a.txt").write_bytes(b"abcd")
+    store.new(tmp_path / "a.txt", "big")
+    key = store.layout.data("big", "0.0")
+    ensure_parent(store.fs, key)
+    store.fs.pipe_file(key, os.urandom(64 * 2**20))
+    store.fs.invalidate_cache()
+    read = count_reads(monkeypatch, store.fs)
+    report = _run(manager, ["big:0.0"], remote=True, store=store)
+    problems = [(p.where, p.name, p.version, p.kind, p.detail) for p in report.problems]
+    assert problems == [("store", "big", "0.0", "size", f"{64 * 2**20} bytes where the manifest says 4")]
+    assert read[0] <= 2**20
 
 
 def test_remote_verify_flags_a_cache_manifest_that_differs(

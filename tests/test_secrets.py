@@ -6,12 +6,16 @@ through successful commands and every error path, in the library and in the CLI.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import subprocess
 import sys
+import threading
+import traceback
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -169,3 +173,187 @@ def test_cli_success_and_error_paths_never_show_credentials(
         done = _cli(args, run_env, stdin="y\n")
         assert done.returncode == code, (args, done.stdout, done.stderr)
         assert_clean(done.stdout, done.stderr)
+
+
+# -- signed source URLs (a query token or user:password in the URL of a remote source) -----
+SIG = "fake-s1gnature-Q7r8s9t0"
+SIGNED_SECRETS = (*SECRETS, SIG)
+
+
+def assert_no_signature(*texts: object) -> None:
+    for text in texts:
+        rendered = str(text)
+        for secret in SIGNED_SECRETS:
+            assert secret not in rendered, f"{secret!r} leaked into: {rendered[:300]}"
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    """Serves a folder; ``/forbidden/...`` answers 403 (an expired signature), and a GET
+    of ``/expired/...`` too (the signature expired between the HEAD and the GET)."""
+
+    def log_message(self, format: str, *args: object) -> None:  # the test's own server
+        pass
+
+    def send_head(self):  # type: ignore[no-untyped-def]
+        if self.path.startswith("/forbidden"):
+            self.send_error(403)
+            return None
+        return super().send_head()
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/expired"):
+            self.send_error(403)
+            return
+        super().do_GET()
+
+
+@pytest.fixture
+def http_source(tmp_path: Path) -> Iterator[str]:
+    """A plain HTTP server on 127.0.0.1 serving ``vocab.txt`` (a query string is ignored,
+    as a signed-URL server ignores it once the signature holds): its base URL."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    (folder / "vocab.txt").write_text("a\nb\nc\n")
+    (folder / "expired").mkdir()
+    (folder / "expired" / "vocab.txt").write_text("a\nb\nc\n")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _signed_urls(base: str) -> list[str]:
+    host = base.removeprefix("http://")
+    return [
+        f"{base}/vocab.txt?sig={SIG}&se=2030-01-01",  # Azure SAS-like
+        f"{base}/vocab.txt?X-Amz-Credential={KEY}&X-Amz-Signature={SIG}&X-Amz-Security-Token={TOKEN}",
+        f"http://{KEY}:{PASSWORD}@{host}/vocab.txt?token={SIG}#frag",
+    ]
+
+
+def _chain(error: BaseException) -> list[object]:
+    seen: list[object] = []
+    current: BaseException | None = error
+    while current is not None:  # what a traceback (MODELKIT_ASSETS_DEBUG=1) would show
+        seen += [str(current), repr(current), current.args]
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return seen
+
+
+def test_signed_source_url_never_reaches_the_meta_logs_or_errors(
+    store: AssetStore, tmp_path: Path, http_source: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file asset published from a signed URL is named by the URL's path alone, and
+    its ``source`` is the redacted URL, in the stored ``.meta`` bytes too."""
+    caplog.set_level(logging.DEBUG)
+    seen: list[object] = []
+    for index, url in enumerate(_signed_urls(http_source)):
+        name = f"signed/vocab{index}"
+        seen.append(store.new(url, name))
+        meta = store.meta(name, "0.0")
+        assert list(meta.files) == ["vocab.txt"]
+        assert meta.source == f"{http_source}/vocab.txt"
+        raw = store.fs.cat_file(store.layout.meta(name, "0.0"))
+        assert list(json.loads(raw)["files"]) == ["vocab.txt"]
+        seen += [raw.decode(), meta, meta.to_dict(), list(store.list()), store.versions(name)]
+        path = AssetsManager(store, tmp_path / "assets").fetch(f"{name}:0.0")
+        assert path.read_text() == "a\nb\nc\n"
+        seen.append(path)
+
+    dead = f"http://127.0.0.1:{servers.closed_port()}"
+    for bad in (
+        f"{http_source}/missing.txt?sig={SIG}",
+        f"{http_source}/forbidden/vocab.txt?sig={SIG}",
+        f"{http_source}/expired/vocab.txt?sig={SIG}",
+        f"{dead}/vocab.txt?sig={SIG}",
+        f"http://{KEY}:{PASSWORD}@127.0.0.1:{servers.closed_port()}/v.txt",
+    ):
+        with pytest.raises(AssetsError) as info:
+            store.new(bad, "signed/bad")
+        seen += _chain(info.value)
+    # ours at every level, any library's from INFO up (fsspec's http logs each URL it
+    # requests at DEBUG, as botocore logs its signed requests: theirs to hide)
+    seen += [
+        r.getMessage() for r in caplog.records if r.name.startswith("modelkit_assets") or r.levelno >= 20
+    ]
+    seen += [str(p) for p in (tmp_path / "assets").rglob("*")]
+    assert_no_signature(*seen)
+
+
+def test_cli_never_shows_a_signed_source_url(tmp_path: Path, http_source: str) -> None:
+    from typer.testing import CliRunner
+
+    from modelkit_assets.cli.app import app
+
+    env = {
+        "MODELKIT_ASSETS_STORE": f"file://{tmp_path / 'store'}",
+        "MODELKIT_ASSETS_DIR": str(tmp_path / "assets"),
+    }
+    runner = CliRunner()
+    url = _signed_urls(http_source)[1]
+    runs = [
+        ["-vv", "new", url, "signed/vocab", "--yes"],
+        ["-vv", "update", _signed_urls(http_source)[2], "signed/vocab", "--yes"],
+        ["list"],
+        ["list", "--json"],
+        ["versions", "signed/vocab"],
+        ["versions", "signed/vocab", "--json"],
+        ["info", "signed/vocab:0.0"],
+        ["info", "signed/vocab:0.1", "--json"],
+        ["fetch", "signed/vocab:0.0", "--json"],
+        ["fetch", "signed/vocab:0.1"],
+        ["verify", "--remote", "--all"],
+    ]
+    for args in runs:
+        done = runner.invoke(app, args, env=env)
+        assert done.exit_code == 0, (args, done.output)
+        assert_no_signature(done.output)
+    info = runner.invoke(app, ["info", "signed/vocab:0.0", "--json"], env=env)
+    assert list(json.loads(info.output)["files"]) == ["vocab.txt"]
+    for args in (["new", f"{http_source}/missing.txt?sig={SIG}", "signed/x", "--yes"],):
+        done = runner.invoke(app, args, env={**env, "MODELKIT_ASSETS_DEBUG": "1"})
+        assert done.exit_code == 1
+        assert_no_signature(done.output, "".join(traceback.format_exception(done.exception)))  # type: ignore[arg-type]
+    for path in (tmp_path / "store").rglob("*"):
+        assert_no_signature(path)
+        if path.is_file():
+            assert_no_signature(path.read_bytes().decode(errors="replace"))
+
+
+@pytest.mark.parametrize("cloud", ["s3", "gcs", "azure"])
+def test_cloud_source_urls_with_credentials_are_redacted(
+    request: pytest.FixtureRequest, cloud: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """s3://, gs:// and az:// sources carrying user:password or a query token: published
+    under the key's own name, or refused with an error that shows neither."""
+    caplog.set_level(logging.DEBUG)
+    url, options = request.getfixturevalue(f"{cloud}_store_factory")()
+    store = AssetStore(url, options)
+    bucket_root = url.split("://", 1)[1]
+    store.fs.pipe_file(f"{bucket_root}/src/vocab.txt", b"a\nb\n")
+    protocol = url.split("://", 1)[0]
+    seen: list[object] = []
+    published = []
+    for index, source in enumerate(
+        (
+            f"{protocol}://{KEY}:{PASSWORD}@{bucket_root}/src/vocab.txt",
+            f"{protocol}://{bucket_root}/src/vocab.txt?X-Amz-Signature={SIG}&sv={TOKEN}",
+        )
+    ):
+        try:
+            version = store.new(source, f"cloud/vocab{index}")
+        except AssetsError as err:
+            seen += _chain(err)
+            continue
+        meta = store.meta(f"cloud/vocab{index}", version)
+        published.append(meta)
+        assert list(meta.files) == ["vocab.txt"]
+        seen += [meta, store.fs.cat_file(store.layout.meta(f"cloud/vocab{index}", version)).decode()]
+    seen += [r.getMessage() for r in caplog.records if r.name.startswith("modelkit_assets")]
+    assert_no_signature(*seen)
+    if cloud != "s3":  # s3:// takes key:secret from the URL; gs:// and az:// refuse it
+        assert len(published) <= 1

@@ -18,6 +18,7 @@ from modelkit_assets._version import __version__
 from modelkit_assets.cli import browse, cache, distribute, fetch, integrity, lockfile, publish
 from modelkit_assets.cli.context import CliState
 from modelkit_assets.cli.errors import EXIT_INTERRUPTED, reported
+from modelkit_assets.cli.render import protect_streams
 
 app = typer.Typer(
     name="modelkit-assets",
@@ -94,6 +95,7 @@ def root(
     state = CliState(
         store_url=store, assets_dir=assets_dir, versioning=versioning, verbose=verbose, quiet=quiet
     )
+    ctx.call_on_close(protect_streams())  # first: the log handler writes to the protected stderr
     ctx.call_on_close(state.configure_logging())
     ctx.obj = state
 

@@ -2,13 +2,23 @@
 
 Only the CLI imports rich (STYLE.md), and only this module and ``progress`` draw with
 it; the commands hand over library objects and get text on a console.
+
+Names, descriptions, sources and file names come from a store anyone with write access
+may have filled, so no control character of theirs reaches the terminal (an ESC
+sequence could clear the screen, retitle the window or forge output). This module is
+the one place that enforces it, for every command: ``protect_streams`` makes
+``sys.stdout``/``sys.stderr`` escape control characters for the whole command (plain
+lines, errors, logs, JSON), and the rich consoles, which write their own ANSI styles,
+escape them in the text of what they draw (``SafeConsole``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+import re
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 import typer
 
@@ -16,6 +26,7 @@ from modelkit_assets.cli.progress import human_size
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from modelkit_assets.manifest import AssetMeta
     from modelkit_assets.store import PublishPlan
@@ -27,6 +38,49 @@ SHOWN_VERSIONS = 6
 UNWRAPPED_WIDTH = 1000
 
 
+#: C0 controls but newline and tab, DEL and the C1 controls (``\x9b`` is a CSI on its own)
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character (but newline and tab) shown as ``\\u00NN``,
+    as JSON writes them: readable in plain text, and still a valid escape should one end
+    up inside a JSON string."""
+    return _CONTROLS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+class SafeStream:
+    """A text stream that escapes control characters in everything written to it."""
+
+    def __init__(self, raw: TextIO) -> None:
+        self.raw = raw
+
+    def write(self, text: str) -> int:
+        self.raw.write(escape_controls(text))  # a bytes argument raises TypeError, as click expects
+        return len(text)
+
+    def __getattr__(self, attr: str) -> Any:  # encoding, errors, flush, isatty, fileno...
+        return getattr(self.raw, attr)
+
+
+def raw_stream(stream: TextIO) -> TextIO:
+    """The stream under a ``SafeStream`` (rich writes its own escape sequences there)."""
+    return stream.raw if isinstance(stream, SafeStream) else stream
+
+
+def protect_streams() -> Callable[[], None]:
+    """Make ``sys.stdout`` and ``sys.stderr`` escape control characters until the
+    returned function is called (the app does it when the command ends)."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout = SafeStream(raw_stream(sys.stdout))
+    sys.stderr = SafeStream(raw_stream(sys.stderr))
+
+    def restore() -> None:
+        sys.stdout, sys.stderr = saved
+
+    return restore
+
+
 def echo_json(data: Any) -> None:
     """Print ``data`` as indented JSON on stdout (dates as ISO strings)."""
     typer.echo(json.dumps(data, indent=2, default=str))
@@ -36,8 +90,23 @@ def console(*, stderr: bool = False) -> Console:
     """A rich console; when it is not a terminal, lines are never wrapped (a pipe or a
     file has no width, and a wrapped path or table row is useless to a script)."""
     from rich.console import Console
+    from rich.segment import Segment
 
-    out = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    class SafeConsole(Console):
+        """Escapes control characters in the text it draws; its own styles and cursor
+        moves (control segments) go through. Strings are escaped before layout too, so
+        columns stay aligned."""
+
+        def render_str(self, text: str, **kwargs: Any) -> Text:
+            return super().render_str(escape_controls(text), **kwargs)
+
+        def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+            return super()._render_buffer(
+                s if s.control else Segment(escape_controls(s.text), s.style) for s in buffer
+            )
+
+    stream = raw_stream(sys.stderr if stderr else sys.stdout)
+    out = SafeConsole(file=stream, stderr=stderr, highlight=False, soft_wrap=False)
     if not out.is_terminal:
         out.width = UNWRAPPED_WIDTH
     return out

@@ -156,8 +156,8 @@ def copy_version(
                     with dst.remote.errors(f"copy {name}:{version}"):
                         upload(dst.fs, uploads, concurrency=dst.concurrency)
         report = VerifyReport()
-        jobs = [(p, e, t) for t, p, e in targets]
-        check_files(jobs, lambda key: sha256_object(dst.fs, key), "store", name, version, report)
+        jobs = [(p, e, (t, e.size)) for t, p, e in targets]
+        check_files(jobs, lambda target: sha256_object(dst.fs, *target), "store", name, version, report)
         if report.problems:
             raise IntegrityError(
                 f"The copy of {name}:{version} in {dst.display_url} does not match its manifest "

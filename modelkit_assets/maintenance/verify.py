@@ -93,22 +93,29 @@ def sha256_local(path: str) -> tuple[int, str]:
         return sha256_stream(handle)
 
 
-def sha256_object(fs: AbstractFileSystem, key: str) -> tuple[int, str]:
-    """(size, sha256) of a stored object, streamed in ``HASH_CHUNK`` reads."""
+def sha256_object(fs: AbstractFileSystem, key: str, limit: int | None = None) -> tuple[int, str | None]:
+    """(size, sha256) of a stored object, streamed in ``HASH_CHUNK`` reads.
+
+    An object larger than ``limit`` (its manifest size) is not read at all, and its
+    sha256 is ``None``: its size already condemns it, and it may be huge.
+    """
     with fs.open(key, "rb") as handle:
+        size = getattr(handle, "size", None)
+        if limit is not None and isinstance(size, int) and size > limit:
+            return size, None
         return sha256_stream(handle)
 
 
 def compare(
-    where: str, name: str, version: str, path: str | None, entry: FileEntry, size: int, sha256: str
+    where: str, name: str, version: str, path: str | None, entry: FileEntry, size: int, sha256: str | None
 ) -> list[Problem]:
-    """Problems of one file whose ``size`` and ``sha256`` were measured."""
+    """Problems of one file whose ``size`` and ``sha256`` (``None``: not read) were measured."""
     found: list[Problem] = []
     if entry.size is not None and size != entry.size:
         found.append(
             Problem(where, name, version, path, "size", f"{size} bytes where the manifest says {entry.size}")
         )
-    if entry.sha256 is not None and sha256 != entry.sha256:
+    if entry.sha256 is not None and sha256 is not None and sha256 != entry.sha256:
         found.append(
             Problem(
                 where,
@@ -154,7 +161,7 @@ def check_files(
             else:
                 size, sha = outcome
                 report.files += 1
-                report.bytes += size
+                report.bytes += size if sha is not None else 0  # bytes actually hashed
                 report.problems.extend(compare(where, name, version, path, entry, size, sha))
 
 
@@ -232,7 +239,7 @@ def verify_stored(store: AssetStore, name: str, version: str, report: VerifyRepo
     with store_errors(store.display_url, f"verify {name}:{version}"):
         if meta.is_directory:
             jobs: list[tuple[str | None, FileEntry, Any]] = [
-                (p, e, layout.data(name, version, p)) for p, e in meta.files.items()
+                (p, e, (layout.data(name, version, p), e.size)) for p, e in meta.files.items()
             ]
             prefix = layout.data(name, version)
             fs.invalidate_cache(prefix)
@@ -250,8 +257,8 @@ def verify_stored(store: AssetStore, name: str, version: str, report: VerifyRepo
                     )
         else:
             entry = next(iter(meta.files.values()), FileEntry(None, None))
-            jobs = [(None, entry, layout.data(name, version))]
-        check_files(jobs, lambda key: sha256_object(fs, key), "store", name, version, report)
+            jobs = [(None, entry, (layout.data(name, version), entry.size))]
+        check_files(jobs, lambda target: sha256_object(fs, *target), "store", name, version, report)
 
 
 def verify(
