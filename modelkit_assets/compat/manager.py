@@ -1,30 +1,41 @@
-"""modelkit.assets.manager: ``AssetsManager``."""
+"""modelkit.assets.manager: ``AssetsManager``.
+
+``fetch_asset`` follows modelkit 0.1.3's steps::
+
+    spec -> resolve the version    store (through modelkit-assets: the committed versions),
+                                   or without a store the version folders of the assets dir
+         -> fetch that version     with a store: modelkit-assets' verified, locked, atomic
+                                   fetch (markers are modelkit's); without one: the folder
+                                   as it is (pre-downloaded mode, no marker needed)
+         -> no version at all      the spec is a local path: in the assets dir, relative
+                                   to the working dir, or absolute (modelkit's fallback)
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import os
-from pathlib import Path
 from typing import Any
 
 from modelkit_assets.backend import protocol_of
 from modelkit_assets.compat.errors import (
     AssetDoesNotExistError,
+    AssetFetchError,
     LocalAssetDoesNotExistError,
+    MajorVersionDoesNotExistError,
     NoConfiguredProviderError,
     ObjectDoesNotExistError,
     StorageDriverError,
     _modelkit_errors,
 )
 from modelkit_assets.compat.remote import StorageProvider, _meta_dict
-from modelkit_assets.compat.settings import AssetSpec
+from modelkit_assets.compat.settings import AssetSpec, current_settings
 from modelkit_assets.layout import SUCCESS_NAME
 from modelkit_assets.manager import AssetsManager as _Manager
-from modelkit_assets.settings import get_settings
+from modelkit_assets.spec import AssetSpec as _Spec
 
 
-# -- fetching (modelkit.assets.manager) ----------------------------------------------
 class AssetsManager:
     """modelkit's ``AssetsManager``: ``fetch_asset(spec)`` returns a local path.
 
@@ -35,10 +46,13 @@ class AssetsManager:
         modelkit).
     timeout
         Seconds to wait for another process's download of the same asset
-        (``MODELKIT_ASSETS_TIMEOUT_S``, 600 by default).
+        (``MODELKIT_ASSETS_TIMEOUT_S``, 600 by default: modelkit's 10 is too short for
+        big assets).
     storage_provider
         The store; ``None`` builds one from the environment, and without one the assets
-        dir is served alone.
+        dir is served alone (pre-downloaded mode).
+
+    The environment is read at each construction, as modelkit does.
 
     Raises
     ------
@@ -58,7 +72,7 @@ class AssetsManager:
         timeout: int | None = None,
         storage_provider: StorageProvider | None = None,
     ) -> None:
-        settings = get_settings()
+        settings = current_settings()
         self.assets_dir = str(assets_dir or os.environ.get("MODELKIT_ASSETS_DIR") or os.getcwd())
         if not os.path.isdir(self.assets_dir):
             raise FileNotFoundError(f"Assets directory {self.assets_dir} does not exist; create it first.")
@@ -95,7 +109,9 @@ class AssetsManager:
 
         With ``return_info`` returns modelkit's dict: ``path``, ``version``,
         ``from_cache`` and, after a download, ``meta``. A partial ``AssetSpec`` passed in
-        is pinned to the version found, as modelkit does.
+        is pinned to the version found, as modelkit does. A spec with no version that is
+        no asset is served as a local path (in the assets dir, relative to the working
+        dir, or absolute): then the dict has only ``path``.
 
         Raises
         ------
@@ -113,47 +129,89 @@ class AssetsManager:
             spec = AssetSpec.from_string(spec)
         if force_download is None and self.storage_provider is not None:
             force_download = self.storage_provider.force_download
-        if force_download and self.storage_provider is None:
-            raise StorageDriverError(
-                f"Cannot force the download of {spec}: no storage provider is configured."
+        info = self._fetch_asset(spec, _force_download=bool(force_download))
+        if not os.path.exists(info["path"]):
+            raise AssetFetchError(
+                f"{spec} has no {spec.sub_part!r}: {info['path']} does not exist."
+                if spec.sub_part
+                else f"{spec} is not at {info['path']}."
             )
-        manager = self._manager(spec.versioning.system_name)
-        not_found = ObjectDoesNotExistError if self.storage_provider else LocalAssetDoesNotExistError
-        try:
-            with _modelkit_errors(not_found=not_found):
-                result = manager.fetch_info(spec.to_spec(), force=bool(force_download))
-        except LocalAssetDoesNotExistError:
-            if spec.version or self.storage_provider is not None:
-                raise
-            info: dict[str, Any] = {"path": self._unversioned(spec)}
-        else:
-            spec.version = result.version
-            info = {"path": str(result.path), "version": result.version, "from_cache": result.from_cache}
-            if result.meta is not None:
-                info["meta"] = _meta_dict(result.meta)
         return info if return_info else info["path"]
 
-    def _unversioned(self, spec: AssetSpec) -> str:
-        """modelkit's pre-downloaded mode: ``{assets_dir}/{name}[/{sub_part}]`` as is."""
-        path = Path(self.assets_dir).joinpath(*spec.name.split("/"))
-        if spec.sub_part:
-            path = path.joinpath(*spec.sub_part.split("/"))
-        if not path.exists():
-            raise AssetDoesNotExistError(
-                f"Asset {spec} has no version in the assets dir {self.assets_dir} and is not a "
-                "path inside it; configure a store (MODELKIT_STORAGE_PROVIDER) or fetch it first."
+    def _fetch_asset(self, spec: AssetSpec, _force_download: bool = False) -> dict[str, Any]:
+        self._resolve_version(spec)
+        return self._fetch_asset_version(spec, _force_download)
+
+    def _resolve_version(self, spec: AssetSpec) -> None:
+        """Pin ``spec.version`` to the version to fetch (left ``None`` for a local path)."""
+        if spec.is_version_complete():
+            return
+        if self.storage_provider is not None:
+            with _modelkit_errors(not_found=ObjectDoesNotExistError):
+                spec.version = self._manager(spec.versioning.system_name).resolve(
+                    _Spec(spec.name, spec.version)
+                )
+            return
+        local_versions = self._list_local_versions(spec)
+        if not local_versions and not spec.version:
+            return  # no version anywhere: a local path
+        try:
+            if not local_versions:
+                raise MajorVersionDoesNotExistError(spec.version)
+            spec.set_latest_version(local_versions)
+        except MajorVersionDoesNotExistError:
+            raise LocalAssetDoesNotExistError(
+                f"{spec} is not in the assets dir {self.assets_dir} (it has "
+                f"{', '.join(local_versions[:5]) or 'no version of it'}), and no storage provider "
+                "is configured."
+            ) from None
+
+    def _fetch_asset_version(self, spec: AssetSpec, _force_download: bool) -> dict[str, Any]:
+        """modelkit's ``{"path", "version", "from_cache"[, "meta"]}`` for a pinned spec
+        (``{"path"}`` for a spec without version: a local path).
+
+        Raises
+        ------
+        StorageDriverError
+            ``_force_download`` without a storage provider.
+        LocalAssetDoesNotExistError
+            No storage provider, and the version is not in the assets dir.
+        """
+        if not spec.version:
+            info: dict[str, Any] = _fetch_local_version(
+                spec.name, os.path.join(self.assets_dir, *spec.name.split("/"))
             )
-        return str(path)
+        elif self.storage_provider is None:
+            if _force_download:
+                raise StorageDriverError(
+                    f"Cannot force the download of {spec}: no storage provider is configured."
+                )
+            if spec.version not in self._list_local_versions(spec):
+                raise LocalAssetDoesNotExistError(
+                    f"{spec.name}:{spec.version} is not in the assets dir {self.assets_dir}, and no "
+                    "storage provider is configured."
+                )
+            path = os.path.join(self.assets_dir, *spec.name.split("/"), spec.version)
+            info = {"from_cache": True, "version": spec.version, "path": path}
+        else:
+            with _modelkit_errors():
+                result = self._manager(spec.versioning.system_name).fetch_info(
+                    _Spec(spec.name, spec.version, spec.sub_part), force=_force_download
+                )
+            info = {"from_cache": result.from_cache, "version": result.version, "path": str(result.path)}
+            if result.meta is not None:
+                info["meta"] = _meta_dict(result.meta)
+            return info  # the path is the sub-part's, checked (and repaired if damaged)
+        if spec.sub_part:  # modelkit ignores the sub-part of a local path: we do not
+            info["path"] = os.path.join(info["path"], *(p for p in spec.sub_part.split("/") if p))
+        return info
+
+    def _list_local_versions(self, spec: AssetSpec) -> list[str]:
+        """The versions of ``spec.name`` with a folder or file in the assets dir."""
+        return spec.get_local_versions(os.path.join(self.assets_dir, *spec.name.split("/")))
 
     def __repr__(self) -> str:
         return f"AssetsManager(assets_dir={self.assets_dir!r}, storage_provider={self.storage_provider!r})"
-
-
-def _same_dir(root: str, assets_dir: str) -> bool:
-    try:
-        return os.path.samefile(root, assets_dir)
-    except OSError:
-        return False
 
 
 def _success_file_path(local_path: str) -> str:
@@ -165,5 +223,30 @@ def _success_file_path(local_path: str) -> str:
 
 
 def _fetch_local_version(asset_name: str, local_name: str) -> dict[str, str]:
-    """placeholder"""
-    raise NotImplementedError
+    """modelkit's local-path fallback: ``local_name`` (the spec's place in the assets dir)
+    if it exists, else the spec relative to the working dir, else the spec as an absolute
+    path.
+
+    Raises
+    ------
+    AssetDoesNotExistError
+        If none of them exists.
+    """
+    if os.path.exists(local_name):
+        return {"path": local_name}
+    path = os.path.join(os.getcwd(), *asset_name.split("/"))
+    if os.path.exists(path):
+        return {"path": path}
+    if os.path.isabs(asset_name) and os.path.exists(asset_name):
+        return {"path": asset_name}
+    raise AssetDoesNotExistError(
+        f"{asset_name} is no asset of the assets dir and no local path (relative to the working "
+        f"dir {os.getcwd()}, or absolute); configure a store (MODELKIT_STORAGE_PROVIDER) to fetch it."
+    )
+
+
+def _same_dir(root: str, assets_dir: str) -> bool:
+    try:
+        return os.path.samefile(root, assets_dir)
+    except OSError:
+        return False

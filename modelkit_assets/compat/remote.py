@@ -16,8 +16,9 @@ from modelkit_assets.compat.errors import (
     UnknownDriverError,
     _modelkit_errors,
 )
+from modelkit_assets.compat.settings import current_settings
 from modelkit_assets.manifest import AssetMeta
-from modelkit_assets.settings import Settings, _modelkit_store, get_settings
+from modelkit_assets.settings import Settings, _modelkit_store
 from modelkit_assets.spec import AssetSpec as _Spec
 from modelkit_assets.store import AssetStore
 
@@ -92,7 +93,7 @@ class StorageProvider:
         client: Any | None = None,
         **driver_settings: Any,
     ) -> None:
-        settings = get_settings()
+        settings = current_settings()
         env = os.environ
         provider = provider or env.get("MODELKIT_STORAGE_PROVIDER")
         prefix = prefix or env.get("MODELKIT_STORAGE_PREFIX") or "modelkit-assets"
@@ -125,6 +126,8 @@ class StorageProvider:
             url, options = _modelkit_store(modelkit_env)
             assert url is not None
             options.update(_driver_options(provider, driver_settings))
+            if provider == "gcs" and client is None and "token" not in options:
+                _check_gcs_credentials()
             self.driver = StoreDriver(str(bucket), provider)
         elif settings.store_url is not None and not settings.embedded:
             url, options = settings.store_url, dict(settings.storage_options)
@@ -165,7 +168,7 @@ class StorageProvider:
         """Wrap an existing ``AssetStore`` (any fsspec URL: memory://, file://, s3://...)."""
         provider = cls.__new__(cls)
         provider.driver = StoreDriver(store.display_url, protocol_of(store.url))
-        provider._setup(store, "", timeout_s, force_download, get_settings())
+        provider._setup(store, "", timeout_s, force_download, current_settings())
         return provider
 
     def __repr__(self) -> str:
@@ -311,7 +314,7 @@ def _system_of(store: AssetStore, version: str) -> str:
     else the environment's (modelkit picks it per spec, not per store)."""
     if store.versioning.is_valid(version):
         return store.versioning.name
-    return get_settings().versioning
+    return current_settings().versioning
 
 
 def _store_with_versioning(store: AssetStore, system: str) -> AssetStore:
@@ -325,3 +328,24 @@ def _store_with_versioning(store: AssetStore, system: str) -> AssetStore:
     )
 
 
+def _check_gcs_credentials() -> None:
+    """Fail as modelkit does when Google Cloud has no credentials, rather than let gcsfs
+    fall back to anonymous access without a word (an emulator needs none).
+
+    Raises
+    ------
+    google.auth.exceptions.DefaultCredentialsError
+    """
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        return
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        google.auth.default()
+    except DefaultCredentialsError as err:
+        raise DefaultCredentialsError(  # type: ignore[no-untyped-call]
+            "No Google Cloud credentials found for the gcs storage provider: set "
+            "GOOGLE_APPLICATION_CREDENTIALS, run `gcloud auth application-default login`, or "
+            "pass service_account_path=."
+        ) from err

@@ -8,15 +8,36 @@ from collections.abc import Iterable
 
 from modelkit_assets.compat.errors import (
     InvalidAssetSpecError,
+    InvalidNameError,
+    InvalidVersionError,
     _modelkit_errors,
 )
 from modelkit_assets.compat.versioning import AssetsVersioningSystem, _versioning_class
-from modelkit_assets.settings import get_settings
+from modelkit_assets.settings import Settings
 from modelkit_assets.spec import AssetSpec as _Spec
-from modelkit_assets.spec import check_name, check_relative_path, check_version_syntax
+from modelkit_assets.spec import check_name, check_relative_path
 
-# -- specs (modelkit.assets.settings) ------------------------------------------------
-_SPEC_RE = re.compile(r"(?P<name>[^:\[\]]*)(?::(?P<version>[^\[\]]*))?(?:\[(?P<sub_part>.*)\])?", re.S)
+#: modelkit's grammar of a spec's name: an asset name, or a local path (absolute, with
+#: a drive letter, or with ``\\``) that ``AssetsManager.fetch_asset`` serves as it is
+GENERIC_ASSET_NAME_RE = r"(([A-Z]:\\)|/)?[a-zA-Z0-9]([a-zA-Z0-9\-\_\.\/\\]*[a-zA-Z0-9])?"
+GENERIC_ASSET_VERSION_RE = r"(?P<version>[0-9A-Za-z\.\-\_]+?)"
+REMOTE_ASSET_RE = (
+    rf"^(?P<name>{GENERIC_ASSET_NAME_RE})"
+    rf"(:{GENERIC_ASSET_VERSION_RE})?"
+    rf"(\[(?P<sub_part>(\/?{GENERIC_ASSET_NAME_RE})+)\])?$"
+)
+
+
+def current_settings() -> Settings:
+    """The settings as the environment says now: modelkit reads it at each construction,
+    not once per process. Its ``MODELKIT_STORAGE_PROVIDER`` is left to ``StorageProvider``,
+    which raises modelkit's errors for it."""
+    return Settings.from_env({k: v for k, v in os.environ.items() if k != "MODELKIT_STORAGE_PROVIDER"})
+
+
+def is_local_path(name: str) -> bool:
+    """Whether a spec's name can only be a local path (never an asset name)."""
+    return name.startswith("/") or "\\" in name
 
 
 class AssetSpec:
@@ -38,7 +59,8 @@ class AssetSpec:
         version: str | None = None,
         sub_part: str | None = None,
     ) -> None:
-        system = versioning or get_settings().versioning
+        # read at each construction, as modelkit does (not once per process)
+        system = versioning or current_settings().versioning
         self.versioning = _versioning_class(system)()
         self.check_name_valid(name)
         self.name = name
@@ -55,15 +77,11 @@ class AssetSpec:
 
     @staticmethod
     def from_string(input_string: str, versioning: str | None = None) -> AssetSpec:
-        """Parse ``name[:version][[sub/part]]``."""
-        match = _SPEC_RE.fullmatch(input_string) if isinstance(input_string, str) else None
+        """Parse ``name[:version][[sub/part]]`` with modelkit's grammar."""
+        match = re.match(REMOTE_ASSET_RE, input_string) if isinstance(input_string, str) else None
         if match is None:
             raise InvalidAssetSpecError(
                 f"Invalid asset spec {input_string!r}: write `name[:version][[sub/part]]`."
-            )
-        if match["version"] == "":
-            raise InvalidAssetSpecError(
-                f"Invalid asset spec {input_string!r}: the version after `:` is empty."
             )
         return AssetSpec(
             name=match["name"], versioning=versioning, version=match["version"], sub_part=match["sub_part"]
@@ -71,15 +89,34 @@ class AssetSpec:
 
     @classmethod
     def check_name_valid(cls, name: str) -> None:
+        """An asset name (modelkit-assets' rules, which include modelkit's), or a local
+        path as modelkit accepts it (``/abs/path``, ``C:\\dir\\file``).
+
+        Raises
+        ------
+        InvalidNameError
+        """
+        if isinstance(name, str) and is_local_path(name):
+            if not re.fullmatch(GENERIC_ASSET_NAME_RE, name):
+                raise InvalidNameError(
+                    f"Invalid name {name!r}: a local path uses only [A-Za-z0-9], `/`, `\\`, `-`, `_` "
+                    "and `.`, and starts and ends with a letter or digit."
+                )
+            return
         with _modelkit_errors():
             check_name(name)
 
     @classmethod
     def check_version_valid(cls, name: str) -> None:
-        """Check the characters of a version (any versioning system)."""
-        if name:
-            with _modelkit_errors():
-                check_version_syntax(name)
+        """Check the characters of a version, for any versioning system (modelkit's
+        generic check: ``[A-Za-z0-9._-]``; the system checks the rest).
+
+        Raises
+        ------
+        InvalidVersionError
+        """
+        if name and not re.fullmatch(GENERIC_ASSET_VERSION_RE, name):
+            raise InvalidVersionError(f"Invalid version {name!r}: use only [A-Za-z0-9], `.`, `-` and `_`.")
 
     def is_version_complete(self) -> bool:
         return bool(self.version) and self.versioning.is_version_complete(str(self.version))

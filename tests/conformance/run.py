@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                 "ENABLE_S3_TEST": "True",
                 "ENABLE_GCS_TEST": "True",
                 "ENABLE_AZ_TEST": "True",
+                # google-auth must not probe the GCE metadata server (off loopback)
+                "NO_GCE_CHECK": "true",
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")])),
             }
         )

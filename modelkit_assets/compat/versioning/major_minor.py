@@ -46,6 +46,19 @@ class MajorMinorAssetsVersioningSystem(AssetsVersioningSystem):
         }
 
     @classmethod
+    def get_latest_partial_version(cls, version: str, versions: list[str]) -> str:
+        """The latest of ``versions`` in ``version``'s major, as modelkit: ``1`` and also
+        the complete ``1.1`` give the latest ``1.*`` (majors compared as numbers).
+
+        Raises
+        ------
+        MajorVersionDoesNotExistError
+            If the major has no version.
+        """
+        cls.check_version_valid(version)
+        return cls.latest_version(versions, version.split(".")[0])
+
+    @classmethod
     def filter_versions(cls, version_list: Iterable[str], major: str) -> list[str]:
         """The versions of ``major``, in their given order.
 

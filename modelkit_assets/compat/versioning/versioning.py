@@ -39,6 +39,10 @@ class AssetsVersioningSystem:
 
     @classmethod
     def is_version_complete(cls, version: str) -> bool:
+        """Whether ``version`` names one version; as in modelkit, the base class (a system
+        without partial versions) says yes to anything."""
+        if not cls.system_name:
+            return True
         with _modelkit_errors():
             return cls.system().is_complete(version)
 
@@ -74,14 +78,11 @@ class AssetsVersioningSystem:
 
     @classmethod
     def get_latest_partial_version(cls, version: str, versions: list[str]) -> str:
-        """The latest of ``versions`` that ``version`` (partial) designates."""
-        with _modelkit_errors():
-            found = cls.system().latest(versions, version)
-        if found is None:
-            raise MajorVersionDoesNotExistError(
-                f"No version matches {version!r} among {', '.join(versions[:5]) or 'no versions'}."
-            )
-        return found
+        """modelkit's: the first (latest) of ``versions``, for a system without partial
+        versions; ``MajorMinorAssetsVersioningSystem`` picks within the major."""
+        if not versions:
+            raise MajorVersionDoesNotExistError(f"No version to choose for {version!r}: the list is empty.")
+        return versions[0]
 
     def is_version_valid(self, version: str) -> bool:
         try:
