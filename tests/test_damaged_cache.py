@@ -90,8 +90,9 @@ def test_a_version_fetched_by_modelkit_without_a_manifest_copy_is_checked_agains
     version_dir = manager.fetch("tok:0.0")
     shutil.rmtree(manager.assets_dir / ".cache" / "manifests")  # as modelkit leaves it
     (version_dir / "sub" / "merges.txt").unlink()
-    assert manager.fetch("tok:0.0[sub/merges.txt]").read_bytes() == (
-        sample_dir / "sub" / "merges.txt"
-    ).read_bytes()
+    assert (
+        manager.fetch("tok:0.0[sub/merges.txt]").read_bytes()
+        == (sample_dir / "sub" / "merges.txt").read_bytes()
+    )
     with pytest.raises(SubPartNotFoundError):
         manager.fetch("tok:0.0[nope.txt]")
