@@ -165,7 +165,7 @@ class AssetsManager:
             parsed = _parse(spec) if isinstance(spec, str) else spec
             version = parsed.version
             if version is not None and self.versioning.is_valid(version):
-                path = self._lookup(parsed, version)
+                path = self._hit(parsed, version)
                 if path is not None:
                     return path
         return self.fetch_info(spec, force=force, callback=callback).path
@@ -312,6 +312,15 @@ class AssetsManager:
             raise _no_sub_part(spec.name, version, spec.sub_part)
         return inner
 
+    def _hit(self, spec: AssetSpec, version: str) -> Path | None:
+        """The cached path of ``spec`` at ``version`` if it is there, whole where asked
+        (``stat`` calls only: G6)."""
+        path = self.cache.cached_path(spec.name, version)
+        if path is None or spec.sub_part is None:
+            return path
+        inner = _inner(path, spec.sub_part)
+        return inner if spec.sub_part != SUCCESS_NAME and inner.exists() else None
+
     def _lookup(self, spec: AssetSpec, version: str) -> Path | None:
         """The cached path of ``spec`` at ``version``, or ``None`` when it must be
         downloaded: not in the cache, or damaged (a file of the version deleted by hand,
@@ -326,12 +335,9 @@ class AssetsManager:
         SubPartNotFoundError
             If the version's manifest does not list the sub-part.
         """
-        path = self.cache.cached_path(spec.name, version)
-        if path is None or spec.sub_part is None:
-            return path
-        inner = _inner(path, spec.sub_part)
-        if spec.sub_part != SUCCESS_NAME and inner.exists():
-            return inner
+        hit = self._hit(spec, version)
+        if hit is not None or spec.sub_part is None or self.cache.cached_path(spec.name, version) is None:
+            return hit
         meta = self.cache.read_manifest(spec.name, version)
         if spec.sub_part == SUCCESS_NAME or (meta is not None and not _lists(meta, spec.sub_part)):
             raise _no_sub_part(spec.name, version, spec.sub_part)

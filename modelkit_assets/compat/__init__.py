@@ -18,12 +18,18 @@ underneath is modelkit-assets', so the guarantees of DESIGN.md hold:
   so both tools share one assets dir (G4).
 - ``get_versions_info`` and ``iterate_assets`` read the committed ``.meta`` objects, so
   a stale ``.versions`` index never hides a version (G2).
-- Names follow modelkit-assets' stricter rules (G5): no absolute path, no ``\\``, no
-  segment starting with ``.``; modelkit's fallback for an unversioned spec with no store
-  only serves paths inside the assets dir (not the working directory, not absolute paths).
+- Asset names follow modelkit-assets' stricter rules (G5): no absolute path, no ``\\``,
+  no segment starting with ``.``, first and last characters a letter or digit (modelkit's
+  rule). A spec that names no asset and has no version is a local path, served as it is
+  (in the assets dir, relative to the working dir, or absolute), as modelkit documents.
+- The environment is read at each construction, as modelkit does.
 - ``MODELKIT_ASSETS_TIMEOUT_S`` defaults to 600 s (modelkit's 10 s is too short for big
   assets); ``filter_versions`` compares majors as numbers (``1`` does not match ``10.3``);
   ``SimpleDateAssetsVersioningSystem.increment_version`` never returns a taken version.
+
+The modules mirror ``modelkit.assets``: ``errors``, ``versioning`` (``major_minor``,
+``simple_date``, ``versioning``), ``settings``, ``remote``, ``manager``. modelkit's own
+test suite runs against them (tests/conformance, README "Coming from modelkit").
 
 Every error keeps its modelkit name and also inherits the modelkit-assets class it
 corresponds to, so either can be caught::
