@@ -32,14 +32,20 @@ _COUNTS: dict[str, int] = {}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the excluded tests with their reason; an exclusion matching no test is an
+    error (the list stays true when modelkit's tests change)."""
     files: dict[str, str] = EXCLUDED.get("files", {})
     tests: dict[str, str] = EXCLUDED.get("tests", {})
+    used: set[str] = set()
     for item in items:
-        relative = item.nodeid.removeprefix("tests/assets/")
-        module, _, name = relative.partition("::")
-        reason = files.get(module) or tests.get(f"{module}::{name.split('[')[0]}")
-        if reason:
-            item.add_marker(pytest.mark.skip(reason=f"excluded: {reason}"))
+        module, _, name = item.nodeid.removeprefix("tests/assets/").partition("::")
+        for key, table in ((module, files), (f"{module}::{name.split('[')[0]}", tests)):
+            if key in table:
+                used.add(key)
+                item.add_marker(pytest.mark.skip(reason=f"excluded: {table[key]}"))
+    stale = (set(files) | set(tests)) - used
+    if stale:
+        raise pytest.UsageError(f"excluded.toml lists tests that do not exist: {', '.join(sorted(stale))}")
     _COUNTS["total"] = len(items)
 
 
