@@ -43,8 +43,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 OURS = HERE.parent  # our tests/ (servers.py)
 MIRROR = Path("/work/.mirror/Cornerstone-OnDemand+modelkit/repo")
-#: the commit of modelkit's main that is its 0.1.3 code (the tag is missing upstream)
-MODELKIT_REF = os.environ.get("MODELKIT_CONFORMANCE_REF", "HEAD")
+#: the commit of modelkit's main that is its 0.1.3 code (the tag is missing upstream; its
+#: modelkit/assets is byte for byte the one in PyPI's 0.1.3 wheel)
+MODELKIT_REF = os.environ.get("MODELKIT_CONFORMANCE_REF", "454454ca83c0f7c3ff6538f29b32a32db27ea35a")
 WANTED = ("tests/__init__.py", "tests/conftest.py", "tests/assets", "tests/testdata/test-bucket", "README.md")
 
 
