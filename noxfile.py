@@ -3,6 +3,7 @@
     nox                          lint + typing + tests
     nox -s tests -- -m "not slow" -x          arguments after ``--`` go to pytest
     nox -s interop               the modelkit 0.1.3 round trips only
+    nox -s conformance           modelkit 0.1.3's own tests/assets against modelkit_assets.compat
     nox -s bench -- --quick      benchmarks/run.py with its own arguments
 
 Each session installs the project with its ``dev`` extra into its own virtualenv under
@@ -38,6 +39,15 @@ def interop(session: nox.Session) -> None:
     """Two-way compatibility with the real modelkit 0.1.3 (its virtualenv is cached)."""
     _install(session)
     session.run("pytest", "-m", "interop", *session.posargs)
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """modelkit 0.1.3's own tests of ``modelkit.assets``, obtained at run time and run
+    against ``modelkit_assets.compat`` on the same servers as our tests
+    (tests/conformance/run.py; arguments after ``--`` go to it)."""
+    _install(session)
+    session.run("python", "tests/conformance/run.py", *session.posargs)
 
 
 @nox.session

@@ -26,6 +26,7 @@ import contextlib
 import logging
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,16 +54,20 @@ class AssetCache:
         return self.layout.assets_dir
 
     def cached_path(self, name: str, version: str) -> Path | None:
-        """The installed version's path, or ``None`` (at most two ``stat`` calls).
+        """The installed version's path, or ``None`` (two ``stat`` calls: the version, then
+        its marker; a marker whose version was deleted by hand is not a hit).
 
         Plain string paths on purpose: this is the G6 hot path and ``pathlib`` costs more
         than the ``stat`` calls themselves. Keep it in step with ``CacheLayout``.
         """
         folder = f"{self._root}/{name}"
         path = f"{folder}/{version}"
-        if os.path.exists(f"{path}/{SUCCESS_NAME}") or os.path.exists(f"{folder}/.{version}{SUCCESS_NAME}"):
-            return Path(path)
-        return None
+        try:
+            is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+        except OSError:  # never fetched, or deleted by hand with its marker left behind
+            return None
+        marker = f"{path}/{SUCCESS_NAME}" if is_dir else f"{folder}/.{version}{SUCCESS_NAME}"
+        return Path(path) if os.path.exists(marker) else None
 
     def versions(self, name: str, versioning: VersioningSystem) -> list[str]:
         """Installed versions of ``name``, latest first."""

@@ -140,7 +140,7 @@ class StoreError(AssetsError, OSError):
     """The store could not be read or written."""
 
 
-class StoreNotFoundError(StoreError):
+class StoreNotFoundError(StoreError, FileNotFoundError):
     """The bucket, container or root folder of the store does not exist."""
 
 

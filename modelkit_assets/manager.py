@@ -176,9 +176,9 @@ class AssetsManager:
             parsed = _parse(spec) if isinstance(spec, str) else spec
             version = parsed.version
             if version is not None and self.versioning.is_valid(version):
-                path = self.cache.cached_path(parsed.name, version)
+                path = self._hit(parsed, version)
                 if path is not None:
-                    return self._sub_part(path, parsed, version)
+                    return path
         return self.fetch_info(spec, force=force, callback=callback).path
 
     def fetch_info(
@@ -193,11 +193,9 @@ class AssetsManager:
             self.versioning.check(parsed.version)
         version = self._resolve(parsed)
         if not force:
-            path = self.cache.cached_path(parsed.name, version)
+            path = self._lookup(parsed, version)
             if path is not None:
-                return FetchResult(
-                    self._sub_part(path, parsed, version), parsed.name, version, parsed.sub_part, True
-                )
+                return FetchResult(path, parsed.name, version, parsed.sub_part, True)
         store = None if self.offline else self.store
         if store is None and force and self.offline:
             raise OfflineError(
@@ -214,7 +212,7 @@ class AssetsManager:
                 )
             )
         path, from_cache, meta = self._download(
-            store, parsed.name, version, force=bool(force), callback=callback
+            store, parsed.name, version, parsed.sub_part, force=bool(force), callback=callback
         )
         return FetchResult(
             self._sub_part(path, parsed, version), parsed.name, version, parsed.sub_part, from_cache, meta
@@ -269,24 +267,40 @@ class AssetsManager:
         return cached
 
     def _download(
-        self, store: AssetStore, name: str, version: str, *, force: bool, callback: Callback | None
+        self,
+        store: AssetStore,
+        name: str,
+        version: str,
+        sub_part: str | None,
+        *,
+        force: bool,
+        callback: Callback | None,
     ) -> tuple[Path, bool, AssetMeta | None]:
         # read and validate the manifest before touching the assets dir: a bad or unsafe
         # one is refused with nothing written, not even the lock (G5)
         meta = store.meta(name, version)
+        if sub_part is not None and not _lists(meta, sub_part):
+            raise _no_sub_part(name, version, sub_part)  # nothing to download for it
         failed = f"{name}:{version} is not in the assets dir {self.assets_dir} and cannot be installed there"
         setting = ASSETS_DIR_SETTING
         with local_writes(self.assets_dir, setting, failed, not_writable=CacheNotWritableError):
-            return self._install(store, meta, force=force, callback=callback)
+            return self._install(store, meta, sub_part, force=force, callback=callback)
 
     def _install(
-        self, store: AssetStore, meta: AssetMeta, *, force: bool, callback: Callback | None
+        self,
+        store: AssetStore,
+        meta: AssetMeta,
+        sub_part: str | None,
+        *,
+        force: bool,
+        callback: Callback | None,
     ) -> tuple[Path, bool, AssetMeta | None]:
         name, version = meta.name, meta.version
         with self.cache.lock(name, self.timeout):
             if not force:
                 path = self.cache.cached_path(name, version)
-                if path is not None:  # a concurrent process got it first
+                # a concurrent process got it first (and it is whole where we look)
+                if path is not None and (sub_part is None or _inner(path, sub_part).exists()):
                     return path, True, None
             if not meta.verifiable:
                 logger.warning(
@@ -310,14 +324,68 @@ class AssetsManager:
     def _sub_part(self, path: Path, spec: AssetSpec, version: str) -> Path:
         if spec.sub_part is None:
             return path
-        inner = path.joinpath(*spec.sub_part.split("/"))
+        inner = _inner(path, spec.sub_part)
         # the cache's marker lives inside a folder version but is not one of its files
         if spec.sub_part == SUCCESS_NAME or not inner.exists():
-            raise SubPartNotFoundError(
-                f"{spec.name}:{version} has no {spec.sub_part!r}; see its files with "
-                f"`modelkit-assets info {spec.name}:{version}`."
-            )
+            raise _no_sub_part(spec.name, version, spec.sub_part)
         return inner
+
+    def _hit(self, spec: AssetSpec, version: str) -> Path | None:
+        """The cached path of ``spec`` at ``version`` if it is there, whole where asked
+        (``stat`` calls only: G6)."""
+        path = self.cache.cached_path(spec.name, version)
+        if path is None or spec.sub_part is None:
+            return path
+        inner = _inner(path, spec.sub_part)
+        return inner if spec.sub_part != SUCCESS_NAME and inner.exists() else None
+
+    def _lookup(self, spec: AssetSpec, version: str) -> Path | None:
+        """The cached path of ``spec`` at ``version``, or ``None`` when it must be
+        downloaded: not in the cache, or damaged (a file of the version deleted by hand,
+        its marker left behind).
+
+        A hit costs the two ``stat`` calls of ``cached_path``, plus one for a sub-part
+        (G6). Only when the sub-part is missing is the manifest copy read, to tell a
+        damaged cache (fetch again) from a sub-part the version never had.
+
+        Raises
+        ------
+        SubPartNotFoundError
+            If the version's manifest does not list the sub-part.
+        """
+        hit = self._hit(spec, version)
+        if hit is not None or spec.sub_part is None or self.cache.cached_path(spec.name, version) is None:
+            return hit
+        meta = self.cache.read_manifest(spec.name, version)
+        if spec.sub_part == SUCCESS_NAME or (meta is not None and not _lists(meta, spec.sub_part)):
+            raise _no_sub_part(spec.name, version, spec.sub_part)
+        # listed (or fetched by modelkit, without a manifest copy: the store's decides)
+        logger.warning(
+            "%s:%s in the assets dir %s lacks %r: fetching it again.",
+            spec.name,
+            version,
+            self.assets_dir,
+            spec.sub_part,
+        )
+        return None
 
     def __repr__(self) -> str:
         return f"AssetsManager(assets_dir={str(self.assets_dir)!r}, store={self._store!r})"
+
+
+def _inner(path: Path, sub_part: str) -> Path:
+    return path.joinpath(*sub_part.split("/"))
+
+
+def _lists(meta: AssetMeta, sub_part: str) -> bool:
+    """Whether the version has ``sub_part``: one of its files, or a folder of them."""
+    if not meta.is_directory or sub_part == SUCCESS_NAME:
+        return False
+    folder = sub_part + "/"
+    return sub_part in meta.files or any(path.startswith(folder) for path in meta.files)
+
+
+def _no_sub_part(name: str, version: str, sub_part: str) -> SubPartNotFoundError:
+    return SubPartNotFoundError(
+        f"{name}:{version} has no {sub_part!r}; see its files with `modelkit-assets info {name}:{version}`."
+    )

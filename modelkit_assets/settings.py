@@ -82,10 +82,10 @@ def _modelkit_store(env: Mapping[str, str]) -> tuple[str | None, dict[str, Any]]
             f"MODELKIT_STORAGE_PROVIDER={provider} needs MODELKIT_STORAGE_BUCKET (the bucket, "
             "container or local folder)."
         )
-    return _modelkit_provider_store(provider, bucket, prefix, env)
+    return modelkit_provider_store(provider, bucket, prefix, env)
 
 
-def _modelkit_provider_store(
+def modelkit_provider_store(
     provider: str, bucket: str, prefix: str, env: Mapping[str, str]
 ) -> tuple[str, dict[str, Any]]:
     """The store URL and options of modelkit's ``provider`` (``s3``, ``gcs``, ``az``,

@@ -23,6 +23,7 @@ MAX_VERSION_LENGTH = 128
 MAX_PATH_LENGTH = 1024
 
 _NAME_SEGMENT_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_ALNUM_RE = re.compile(r"[A-Za-z0-9]")
 _VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _SPEC_RE = re.compile(r"(?P<name>[^:\[\]]*)(?::(?P<version>[^\[\]]*))?(?:\[(?P<sub_part>.*)\])?", re.S)
 
@@ -54,6 +55,11 @@ def check_name(name: str) -> str:
                 f"Asset name {name!r} is not valid: each `/`-separated segment uses only "
                 "A-Z, a-z, 0-9, `.`, `_` and `-`, and does not start with `.`."
             )
+    if not (_ALNUM_RE.match(name[0]) and _ALNUM_RE.match(name[-1])):
+        # modelkit 0.1.3 refuses such names: it could never fetch what we published
+        raise InvalidNameError(
+            f"Asset name {name!r} is not valid: it must start and end with a letter or a digit."
+        )
     return name
 
 

@@ -122,15 +122,47 @@ def test_spec_from_string_has_modelkit_attributes() -> None:
     assert partial.version == "1.3"
     bare.set_latest_version(["2.0", "1.3"])
     assert bare.version == "2.0"
-    assert AssetSpec.from_string("a[/x/y/]").sub_part == "x/y"  # modelkit drops empty segments
+    assert AssetSpec.from_string("a[/x/y]").sub_part == "x/y"  # modelkit drops the leading `/`
+    with pytest.raises(InvalidAssetSpecError):
+        AssetSpec.from_string("a[/x/y/]")  # modelkit's grammar: a sub-part ends with a letter or digit
     assert str(AssetSpec.from_string("a:1.0[b]")) == "a:1.0[b]"
 
 
-@pytest.mark.parametrize("text", ["/etc/passwd", "a/../b", "a\\b", ".hidden", "a//b", ""])
+@pytest.mark.parametrize("text", ["a/../b", "a//b", "a/./b", "a/.claims/x"])
 def test_spec_rejects_unsafe_names(text: str) -> None:
     with pytest.raises(InvalidNameError) as info:
         AssetSpec.from_string(text)
     assert isinstance(info.value, errors.InvalidNameError | AssetsManagerError)
+
+
+@pytest.mark.parametrize("text", [".hidden", "", "_", "a_", "_a", "a-", "a:1.0:2"])
+def test_spec_refuses_what_modelkit_refuses(text: str) -> None:
+    with pytest.raises(InvalidAssetSpecError):
+        AssetSpec.from_string(text)
+
+
+@pytest.mark.parametrize("name", ["_", "a_", "_a", "a/b-", "a."])
+def test_names_modelkit_refuses_are_never_published(name: str, sources: dict[str, Path]) -> None:
+    """Before, `a_` was published, and modelkit 0.1.3 could never fetch it."""
+    with pytest.raises(InvalidNameError):
+        AssetSpec.check_name_valid(name)
+    provider = StorageProvider.from_store(AssetStore(f"memory://compat{uuid.uuid4().hex[:10]}"))
+    with pytest.raises(InvalidNameError):
+        provider.new(str(sources["one"]), name, "0.0")
+    assert list(provider.iterate_assets()) == []
+    with pytest.raises(errors.InvalidNameError):
+        AssetStore(f"memory://compat{uuid.uuid4().hex[:10]}").new(sources["one"], name)
+
+
+@pytest.mark.parametrize("text", ["/etc/passwd", "/a/b.txt", "C:\\A\\file.ext", "a\\b"])
+def test_local_path_specs_parse_but_never_name_an_asset(text: str, sources: dict[str, Path]) -> None:
+    """modelkit's grammar takes local paths as specs (fetch_asset serves them as they
+    are); they never reach a store."""
+    spec = AssetSpec.from_string(text)
+    assert (spec.name, spec.version, spec.sub_part) == (text, None, None)
+    provider = StorageProvider.from_store(AssetStore(f"memory://compat{uuid.uuid4().hex[:10]}"))
+    with pytest.raises(InvalidNameError):
+        provider.new(str(sources["one"]), text, "0.0")
 
 
 @pytest.mark.parametrize("text", ["a[../x]", "a[x/../../y]", "a:", "a:1.0[b\x00]"])

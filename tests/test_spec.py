@@ -77,6 +77,11 @@ def test_with_version_pins_and_keeps_the_rest() -> None:
         ("a\nb", InvalidNameError, "segment uses only"),
         ("x" * (MAX_NAME_LENGTH + 1), InvalidNameError, "limit"),
         ("x" * (MAX_SEGMENT_LENGTH + 1), InvalidNameError, "segment is"),
+        # modelkit 0.1.3 refuses these (it could not fetch what we published)
+        ("_", InvalidNameError, "start and end with a letter or a digit"),
+        ("a_", InvalidNameError, "start and end with a letter or a digit"),
+        ("_a", InvalidNameError, "start and end with a letter or a digit"),
+        ("a/b-", InvalidNameError, "start and end with a letter or a digit"),
         ("a:", InvalidVersionError, "Version is empty"),
         ("a::1", InvalidVersionError, "not valid"),
         ("a:1/2", InvalidVersionError, "not valid"),
@@ -148,7 +153,11 @@ def test_relative_paths_accepted(path: str) -> None:
 
 _SEGMENT_CHARS = string.ascii_letters + string.digits + "._-"
 segments = st.text(_SEGMENT_CHARS, min_size=1, max_size=12).filter(lambda s: not s.startswith("."))
-names = st.lists(segments, min_size=1, max_size=4).map("/".join)
+names = (
+    st.lists(segments, min_size=1, max_size=4)
+    .map("/".join)
+    .filter(lambda n: n[0].isalnum() and n[-1].isalnum())  # modelkit's rule too
+)
 versions = st.one_of(
     st.builds(lambda a, b: f"{a}.{b}", st.integers(0, 10**6), st.integers(0, 10**6)),
     st.integers(0, 10**6).map(str),

@@ -174,12 +174,22 @@ def test_simple_date_has_no_major() -> None:
         fixed().next(["2024-05-01T12-00-00Z"], major="2024")
 
 
-@pytest.mark.parametrize(
-    "bad", ["2024-05-01", "2024-05-01T12:00:00Z", "2024-13-01T00-00-00Z", "2024-02-30T00-00-00Z", "0.0"]
-)
+@pytest.mark.parametrize("bad", ["2024-05-01", "2024-05-01T12:00:00Z", "2024-5-01T00-00-00Z", "0.0", ""])
 def test_simple_date_rejects(bad: str) -> None:
     with pytest.raises(InvalidVersionError, match=repr(bad)):
         SimpleDate().check(bad)
+
+
+@pytest.mark.parametrize("odd", ["2024-13-01T00-00-00Z", "2024-02-30T00-00-00Z", "0000-00-00T00-00-00Z"])
+def test_simple_date_reads_what_modelkit_accepts_but_never_makes_it(odd: str) -> None:
+    """modelkit checks the form only, so its stores may hold such versions: we list,
+    sort and fetch them; what we publish is always a real time, and nothing follows an
+    unreal latest version (the error says so)."""
+    assert SimpleDate().check(odd) == odd
+    assert SimpleDate().is_valid(odd)
+    assert SimpleDate().sort(["2024-05-01T12-00-00Z", odd]) == sorted(["2024-05-01T12-00-00Z", odd])[::-1]
+    with pytest.raises(InvalidVersionError, match="not a real date"):
+        SimpleDate().following(odd)
 
 
 def test_simple_date_on_a_store_in_one_second(

@@ -27,20 +27,25 @@ class SimpleDate(VersioningSystem):
     def __init__(self, clock: Callable[[], dt.datetime] = _utcnow) -> None:
         self._clock = clock
 
-    def _parse(self, version: str) -> dt.datetime:
+    def check(self, version: str) -> str:
+        """Accept any version of the form, real date or not: modelkit 0.1.3 checks only
+        the form, so a store it wrote may hold ``9999-99-99T99-99-99Z``; versions made
+        here are always real UTC times."""
         if not _RE.fullmatch(version):
             raise InvalidVersionError(
                 f"Version {version!r} is not a simple_date version: write "
                 "`YYYY-MM-DDThh-mm-ssZ` (UTC), e.g. `2024-05-01T12-00-00Z`."
             )
+        return version
+
+    def _moment(self, version: str) -> dt.datetime:
+        self.check(version)
         try:
             return dt.datetime.strptime(version, _FORMAT).replace(tzinfo=dt.UTC)
         except ValueError as err:
-            raise InvalidVersionError(f"Version {version!r} is not a real date and time.") from err
-
-    def check(self, version: str) -> str:
-        self._parse(version)
-        return version
+            raise InvalidVersionError(
+                f"Version {version!r} is not a real date and time: no version can follow it."
+            ) from err
 
     def sort_key(self, version: str) -> str:
         # the fixed-width format sorts as text exactly as it sorts as time
@@ -51,7 +56,7 @@ class SimpleDate(VersioningSystem):
         latest = max((v for v in taken_set if _RE.fullmatch(v)), default=None)
         moment = self._clock().replace(microsecond=0)
         if latest is not None:
-            moment = max(moment, self._parse(latest) + dt.timedelta(seconds=1))
+            moment = max(moment, self._moment(latest) + dt.timedelta(seconds=1))
         candidate = moment.strftime(_FORMAT)
         while candidate in taken_set:
             candidate = self.following(candidate)
@@ -68,4 +73,4 @@ class SimpleDate(VersioningSystem):
         return self._free_now(versions)
 
     def following(self, version: str, *, bump_major: bool = False) -> str:
-        return (self._parse(version) + dt.timedelta(seconds=1)).strftime(_FORMAT)
+        return (self._moment(version) + dt.timedelta(seconds=1)).strftime(_FORMAT)
