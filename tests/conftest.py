@@ -50,10 +50,21 @@ def _memory_url() -> str:
     return f"memory://t{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture(
-    params=[pytest.param(b, marks=pytest.mark.cloud) if b in CLOUD_BACKENDS else b for b in BACKENDS]
-)
+def _backend_params(backends: list[str]) -> list[object]:
+    return [pytest.param(b, marks=pytest.mark.cloud) if b in CLOUD_BACKENDS else b for b in backends]
+
+
+@pytest.fixture(params=_backend_params(BACKENDS))
 def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+#: the backends that several processes can share (a memory:// store lives in one process)
+SHARED_BACKENDS = [b for b in BACKENDS if b != "memory"]
+
+
+@pytest.fixture(params=_backend_params(SHARED_BACKENDS))
+def shared_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
@@ -131,6 +142,21 @@ def azure_store_factory(azure_server: servers.Server) -> StoreFactory:
 @pytest.fixture
 def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
     """(URL, storage options) of a fresh, empty store root on ``backend``."""
+    return make_store_url(backend, tmp_path, request)
+
+
+@pytest.fixture
+def shared_store(
+    shared_backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[str, dict[str, object]]:
+    """(URL, storage options) of a fresh, empty store root that other processes can reach:
+    only these cases are generated (no memory:// case that would skip)."""
+    return make_store_url(shared_backend, tmp_path, request)
+
+
+def make_store_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[str, dict[str, object]]:
     if backend == "memory":
         return _memory_url(), {}
     if backend == "local":
