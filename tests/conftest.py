@@ -4,6 +4,7 @@ every backend of ``BACKENDS`` (the store contract suite is parametrized by ``sto
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -194,3 +195,41 @@ def sample_dir(tmp_path: Path) -> Path:
     (root / "sub" / "merges.txt").write_bytes(os.urandom(10000))
     (root / "sub" / "deeper" / "empty.bin").write_bytes(b"")
     return root
+
+
+
+@contextlib.contextmanager
+def file_permissions_apply() -> Iterator[None]:
+    """Make file permissions bite for this thread (and the threads it starts), even as root.
+
+    Root reads any file through the capabilities ``CAP_DAC_OVERRIDE`` and
+    ``CAP_DAC_READ_SEARCH``; dropping them from the effective set (they stay permitted,
+    so they are restored afterwards) makes root an ordinary owner, so a test of an
+    unreadable file runs instead of skipping. A no-op for other users.
+    """
+    if os.geteuid() != 0:
+        yield
+        return
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [(field, ctypes.c_uint32) for field in ("effective", "permitted", "inheritable")]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (Data * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget failed")
+    saved = data[0].effective
+    dac = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+    data[0].effective = saved & ~dac
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+    try:
+        yield
+    finally:
+        data[0].effective = saved
+        libc.capset(ctypes.byref(header), data)
