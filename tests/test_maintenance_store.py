@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import file_permissions_apply
 
 from modelkit_assets import AssetsManager, AssetStore
 from modelkit_assets.backend import create_exclusive, ensure_parent
@@ -343,14 +344,15 @@ def test_bundle_serves_read_only_without_writing(
     before = _tree(root)
     os.chmod(root, 0o555)
     try:
-        served = AssetsManager(assets_dir=root)
-        assert served.store is None
-        assert served.fetch("models/clf:0.0").read_bytes() == sample_file.read_bytes()
-        assert served.fetch("models/clf") == root / "models" / "clf" / "0.1"
-        assert served.fetch("nlp/tokenizer:0[vocab.txt]").read_text() == "a\nb\nc\n"
-        assert served.fetch_info("nlp/tokenizer").from_cache
-        with pytest.raises(Exception, match="no store is configured"):
-            served.fetch("models/clf:5.0")
+        with file_permissions_apply():  # as root too, the read-only mode must bite
+            served = AssetsManager(assets_dir=root)
+            assert served.store is None
+            assert served.fetch("models/clf:0.0").read_bytes() == sample_file.read_bytes()
+            assert served.fetch("models/clf") == root / "models" / "clf" / "0.1"
+            assert served.fetch("nlp/tokenizer:0[vocab.txt]").read_text() == "a\nb\nc\n"
+            assert served.fetch_info("nlp/tokenizer").from_cache
+            with pytest.raises(Exception, match="no store is configured"):
+                served.fetch("models/clf:5.0")
     finally:
         os.chmod(root, 0o755)
     assert _tree(root) == before  # no lock file, no staging folder, nothing touched
