@@ -25,6 +25,30 @@ BACKENDS = ["memory", "local", "s3", "gcs", "azure"]
 CLOUD_BACKENDS = ("s3", "gcs", "azure")
 #: read at import: the autouse fixture below clears MODELKIT_* for each test
 REQUIRE_SERVERS = os.environ.get("MODELKIT_ASSETS_REQUIRE_SERVERS", "").strip() in ("1", "true", "yes")
+#: in CI (or with MODELKIT_ASSETS_REQUIRE_SERVERS=1) a skip fails the run unless listed here
+#: with its reason: a case that cannot run is not generated, so this list stays empty
+EXPECTED_SKIPS: dict[str, str] = {}
+STRICT_SKIPS = REQUIRE_SERVERS or os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+_unexpected_skips: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail") and report.nodeid not in EXPECTED_SKIPS:
+        _unexpected_skips.append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if STRICT_SKIPS and _unexpected_skips:
+        terminalreporter.section("unexpected skips", red=True)
+        for nodeid in _unexpected_skips:
+            terminalreporter.line(f"SKIPPED (not in conftest.EXPECTED_SKIPS): {nodeid}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run on any skip it did not expect (CI, MODELKIT_ASSETS_REQUIRE_SERVERS=1):
+    a skipped test proves nothing, and a silent skip hides a guarantee left untested."""
+    if STRICT_SKIPS and _unexpected_skips and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)
