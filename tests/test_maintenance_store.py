@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -96,9 +95,10 @@ def test_repair_reports_orphans_and_stale_claims_and_deletes_only_on_request(
     store.new(sample_file, "a")
     _crashed_publish(store, "a", "0.1", directory=True)
     _crashed_publish(store, "never/committed", "0.0", directory=False)
-    time.sleep(1.0)
+    # past the TTL (and the stores' one-second timestamps) without waiting for it
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=quick_ttl.claim_ttl_s + 2)
     assert "never/committed" in asset_names(quick_ttl)
-    report = repair_asset(quick_ttl, "a")
+    report = repair_asset(quick_ttl, "a", now=later)
     assert [o.version for o in report.orphans] == ["0.1"]
     assert report.orphans[0].objects == 2 and report.orphans[0].size == len(b"partial") + len(b"partial too")
     assert {(c.version, c.state) for c in report.claims} == {
@@ -107,7 +107,7 @@ def test_repair_reports_orphans_and_stale_claims_and_deletes_only_on_request(
         ("0.1", "stale"),
     }
     assert store.fs.exists(store.layout.data("a", "0.1", "a.txt"))  # nothing deleted
-    report = repair_asset(quick_ttl, "a", delete_orphans=True)
+    report = repair_asset(quick_ttl, "a", delete_orphans=True, now=later)
     assert report.deleted_orphans == ["0.1"]
     assert sorted(report.deleted_claims) == [".new", "0.0", "0.1"]
     store.fs.invalidate_cache()
@@ -118,9 +118,9 @@ def test_repair_reports_orphans_and_stale_claims_and_deletes_only_on_request(
         .fetch("a:0.0")
         .exists()
     )
-    again = repair_asset(quick_ttl, "a")
+    again = repair_asset(quick_ttl, "a", now=later)
     assert again.clean and again.claims == []
-    (orphan_only,) = repair(quick_ttl, ["never/committed"], delete_orphans=True)
+    (orphan_only,) = repair(quick_ttl, ["never/committed"], delete_orphans=True, now=later)
     assert [o.version for o in orphan_only.orphans] == ["0.0"] and orphan_only.deleted_orphans == ["0.0"]
     assert store.update(sample_file, "a") == "0.1"  # the orphan's number is free again
 
