@@ -161,12 +161,10 @@ def test_azure_permission_denied(azure_server: servers.Server, sample_file: Path
     _raises(StorePermissionError, lambda: store.new(sample_file, "a"), signature, sas)
 
 
-@pytest.mark.slow
 @pytest.mark.usefixtures("no_store_retries")
 def test_gcs_wrong_credentials(gcs_server: servers.Server, tmp_path: Path) -> None:
     """A service-account key the token endpoint refuses (fake-gcs-server checks no token,
-    so the refusal comes from the OAuth exchange google-auth makes before any request).
-    Slow: gcsfs retries a 401 six times (about 30 s of backoff)."""
+    so the refusal comes from the OAuth exchange google-auth makes before any request)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
