@@ -210,13 +210,15 @@ def open_filesystem(
 
 
 def _limit_backend_retries(fs: AbstractFileSystem, protocol: str, options: Mapping[str, Any]) -> None:
-    """Turn the backends' own retries down to one more try: retry.py retries every
-    request with jittered backoff and a deadline, and nested retries would multiply
-    (the Azure SDK waits 15 s, then 18 s, then 24 s by default). gcsfs fixes its retries
-    (6, up to 32 s apart) when its class is defined: they cannot be changed per store.
+    """Turn the backends' own retries down to one quick extra try, so that retry.py's
+    policy (attempts, jittered backoff, deadline) is what bounds a failing store: nested
+    retries would multiply (by default the Azure SDK waits 15 s, then 18 s, then 24 s;
+    gcsfs tries 6 times up to 32 s apart, and logs a traceback for each failed request).
     """
     if protocol in ("s3", "s3a") and "retries" not in options:
         fs.retries = 2
+    if protocol in ("gs", "gcs"):
+        _limit_gcsfs_retries(fs)
     service = getattr(fs, "service_client", None) if protocol in ("az", "abfs", "abfss") else None
     policy = getattr(getattr(service, "_config", None), "retry_policy", None)
     if policy is not None and hasattr(policy, "total_retries") and hasattr(policy, "initial_backoff"):
@@ -224,6 +226,30 @@ def _limit_backend_retries(fs: AbstractFileSystem, protocol: str, options: Mappi
         policy.initial_backoff = min(policy.initial_backoff, 0.2)
         if hasattr(policy, "random_jitter_range"):
             policy.random_jitter_range = min(policy.random_jitter_range, 0.2)
+        if hasattr(policy, "increment_base"):
+            # the SDK adds increment_base ** n seconds to the initial backoff (3 s by default)
+            policy.increment_base = min(policy.increment_base, 0.5)
+
+
+#: the gcsfs methods that gcsfs wraps in ``retry_request(retries=6)`` when its class is defined
+_GCSFS_RETRIED = ("_request", "_get_file_request", "_get_file_concurrent")
+_GCSFS_ATTEMPTS = 2
+
+
+def _limit_gcsfs_retries(fs: AbstractFileSystem) -> None:
+    """Give this filesystem instance (only: other gcsfs users keep their defaults) its own
+    copies of gcsfs's retried methods, decorated by gcsfs's own ``retry_request`` with 2
+    attempts instead of 6. The undecorated method is the decorator's ``__wrapped__``."""
+    import types
+
+    try:
+        from gcsfs.retry import retry_request
+    except ImportError:  # a gcsfs without its retry module: nothing to turn down
+        return
+    for name in _GCSFS_RETRIED:
+        original = getattr(getattr(type(fs), name, None), "__wrapped__", None)
+        if original is not None:
+            setattr(fs, name, types.MethodType(retry_request(retries=_GCSFS_ATTEMPTS)(original), fs))
 
 
 def _credentials_from_url(url: str, protocol: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:

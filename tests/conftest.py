@@ -4,6 +4,7 @@ every backend of ``BACKENDS`` (the store contract suite is parametrized by ``sto
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +25,30 @@ BACKENDS = ["memory", "local", "s3", "gcs", "azure"]
 CLOUD_BACKENDS = ("s3", "gcs", "azure")
 #: read at import: the autouse fixture below clears MODELKIT_* for each test
 REQUIRE_SERVERS = os.environ.get("MODELKIT_ASSETS_REQUIRE_SERVERS", "").strip() in ("1", "true", "yes")
+#: in CI (or with MODELKIT_ASSETS_REQUIRE_SERVERS=1) a skip fails the run unless listed here
+#: with its reason: a case that cannot run is not generated, so this list stays empty
+EXPECTED_SKIPS: dict[str, str] = {}
+STRICT_SKIPS = REQUIRE_SERVERS or os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+_unexpected_skips: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail") and report.nodeid not in EXPECTED_SKIPS:
+        _unexpected_skips.append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if STRICT_SKIPS and _unexpected_skips:
+        terminalreporter.section("unexpected skips", red=True)
+        for nodeid in _unexpected_skips:
+            terminalreporter.line(f"SKIPPED (not in conftest.EXPECTED_SKIPS): {nodeid}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run on any skip it did not expect (CI, MODELKIT_ASSETS_REQUIRE_SERVERS=1):
+    a skipped test proves nothing, and a silent skip hides a guarantee left untested."""
+    if STRICT_SKIPS and _unexpected_skips and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)
@@ -50,10 +75,21 @@ def _memory_url() -> str:
     return f"memory://t{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture(
-    params=[pytest.param(b, marks=pytest.mark.cloud) if b in CLOUD_BACKENDS else b for b in BACKENDS]
-)
+def _backend_params(backends: list[str]) -> list[object]:
+    return [pytest.param(b, marks=pytest.mark.cloud) if b in CLOUD_BACKENDS else b for b in backends]
+
+
+@pytest.fixture(params=_backend_params(BACKENDS))
 def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+#: the backends that several processes can share (a memory:// store lives in one process)
+SHARED_BACKENDS = [b for b in BACKENDS if b != "memory"]
+
+
+@pytest.fixture(params=_backend_params(SHARED_BACKENDS))
+def shared_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
@@ -131,6 +167,21 @@ def azure_store_factory(azure_server: servers.Server) -> StoreFactory:
 @pytest.fixture
 def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
     """(URL, storage options) of a fresh, empty store root on ``backend``."""
+    return make_store_url(backend, tmp_path, request)
+
+
+@pytest.fixture
+def shared_store(
+    shared_backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[str, dict[str, object]]:
+    """(URL, storage options) of a fresh, empty store root that other processes can reach:
+    only these cases are generated (no memory:// case that would skip)."""
+    return make_store_url(shared_backend, tmp_path, request)
+
+
+def make_store_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[str, dict[str, object]]:
     if backend == "memory":
         return _memory_url(), {}
     if backend == "local":
@@ -168,3 +219,41 @@ def sample_dir(tmp_path: Path) -> Path:
     (root / "sub" / "merges.txt").write_bytes(os.urandom(10000))
     (root / "sub" / "deeper" / "empty.bin").write_bytes(b"")
     return root
+
+
+
+@contextlib.contextmanager
+def file_permissions_apply() -> Iterator[None]:
+    """Make file permissions bite for this thread (and the threads it starts), even as root.
+
+    Root reads any file through the capabilities ``CAP_DAC_OVERRIDE`` and
+    ``CAP_DAC_READ_SEARCH``; dropping them from the effective set (they stay permitted,
+    so they are restored afterwards) makes root an ordinary owner, so a test of an
+    unreadable file runs instead of skipping. A no-op for other users.
+    """
+    if os.geteuid() != 0:
+        yield
+        return
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [(field, ctypes.c_uint32) for field in ("effective", "permitted", "inheritable")]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (Data * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget failed")
+    saved = data[0].effective
+    dac = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+    data[0].effective = saved & ~dac
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+    try:
+        yield
+    finally:
+        data[0].effective = saved
+        libc.capset(ctypes.byref(header), data)

@@ -224,7 +224,12 @@ class FaultProxy:
                 self._server.close()
             for writer in list(self._writers):
                 writer.transport.abort()
-            await asyncio.sleep(0.05)  # let the handlers see their connections end
+            # end every handler (a held ``delay`` too) so that none is destroyed pending
+            # and no connection is left open when the loop closes
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
 
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
@@ -271,10 +276,11 @@ class FaultProxy:
     # -- serving --------------------------------------------------------------------------
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        opened: list[asyncio.StreamWriter] = []  # every upstream connection, closed at the end
         self._writers.add(client_w)
         try:
             while True:
-                keep = await self._one(client_r, client_w, upstream)
+                keep = await self._one(client_r, client_w, upstream, opened)
                 if keep is None:
                     break
                 upstream = keep
@@ -285,8 +291,8 @@ class FaultProxy:
             raise
         finally:
             self._writers.discard(client_w)
-            if upstream is not None:
-                upstream[1].transport.abort()
+            for up_w in opened:
+                up_w.transport.abort()
             if not client_w.is_closing():
                 client_w.close()
 
@@ -295,8 +301,10 @@ class FaultProxy:
         client_r: asyncio.StreamReader,
         client_w: asyncio.StreamWriter,
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
+        opened: list[asyncio.StreamWriter],
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        """Serve one request; the upstream connection to keep, or ``None`` to close."""
+        """Serve one request; the upstream connection to keep, or ``None`` to close (a
+        connection it opens goes into ``opened``, which the handler closes)."""
         head = await _read_head(client_r)
         if head is None:
             return None
@@ -330,6 +338,7 @@ class FaultProxy:
             await asyncio.sleep(self.delay_s)
         if upstream is None:
             upstream = await asyncio.open_connection(*self.upstream)
+            opened.append(upstream[1])
         up_r, up_w = upstream
         lines = [request_line] + [f"{k}: {v}".encode("latin-1") for k, v in headers]
         up_w.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)

@@ -2,8 +2,11 @@
 
 Run as ``python tests/helpers_worker.py '<json job>'``: it publishes or fetches through the
 public API exactly as a separate user's process would, and prints one JSON line with the
-outcome. Workers wait for a ``go`` file before acting so that every process of a test
-starts its work at the same moment (imports are slow and would serialize them otherwise).
+outcome. A start barrier makes every process of a test start its work at the same moment
+(imports take about a second each and would otherwise spread the starts): each worker
+imports, opens its store, says it is ready (a file in ``ready_dir``), and waits for ``go``;
+``run_all`` writes ``go`` only once every worker is ready, then checks from the start times
+the workers report that they really started together and overlapped.
 A worker given ``block_after`` freezes inside its progress callback once that many files
 are transferred: the test then sees data in flight and kills it with SIGKILL at a known
 point of the protocol.
@@ -23,6 +26,9 @@ from typing import Any
 
 WORKER = Path(__file__).resolve()
 START_TIMEOUT_S = 60.0
+#: the widest spread of the released workers' start times: a worker wakes within
+#: milliseconds of ``go``; one that ran after another would start seconds later
+START_WINDOW_S = 0.5
 JOB_VARIABLE = "MODELKIT_ASSETS_TEST_JOB"
 
 
@@ -62,15 +68,27 @@ def _blocking_callback(after: int, ready: str) -> Any:
 
 
 def _run(job: dict[str, Any]) -> dict[str, Any]:
-    from modelkit_assets import AssetsManager, AssetStore
-    from modelkit_assets.errors import AssetsError
+    from modelkit_assets import AssetStore
 
     store = AssetStore(job["url"], job.get("options") or {}, versioning=job.get("versioning"))
+    store.fs  # noqa: B018 - opens the filesystem (imports the backend) before the start
     callback = None
     if job.get("block_after") is not None:
         callback = _blocking_callback(int(job["block_after"]), job["ready"])
     if job.get("go"):
+        Path(job["ready_dir"], str(os.getpid())).write_text("ready")
         _wait_for(job["go"])
+    started = time.time()
+    outcome = _act(job, store, callback)
+    if job.get("go"):
+        outcome["started"], outcome["finished"] = started, time.time()
+    return outcome
+
+
+def _act(job: dict[str, Any], store: Any, callback: Any) -> dict[str, Any]:
+    from modelkit_assets import AssetsManager
+    from modelkit_assets.errors import AssetsError
+
     action = job["action"]
     try:
         if action == "new":
@@ -120,11 +138,30 @@ def result(proc: subprocess.Popen[str], timeout_s: float = 180.0) -> dict[str, A
 
 
 def run_all(jobs: Iterable[Mapping[str, Any]], go: Path) -> list[dict[str, Any]]:
-    """Start every job, release them together through ``go``, collect their outcomes."""
-    procs = [start({**job, "go": str(go)}) for job in jobs]
+    """Start every job, release them together through ``go`` once all are ready, collect
+    their outcomes, and fail unless they all started within ``START_WINDOW_S`` and each was
+    still at work when the last one started (proof that the race really happened)."""
+    ready = go.parent / f"{go.name}.ready"
+    ready.mkdir()
+    procs = [start({**job, "go": str(go), "ready_dir": str(ready)}) for job in jobs]
     try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while len(list(ready.iterdir())) < len(procs):
+            for proc in procs:
+                if proc.poll() is not None:
+                    raise AssertionError(f"worker exited before the start: {proc.communicate()}")
+            if time.monotonic() > deadline:
+                raise AssertionError("the workers never all became ready")
+            time.sleep(0.01)
         go.write_text("go")
-        return [result(p) for p in procs]
+        outcomes = [result(p) for p in procs]
+        starts = [outcome.pop("started") for outcome in outcomes]
+        ends = [outcome.pop("finished") for outcome in outcomes]
+        spread = max(starts) - min(starts)
+        assert spread < START_WINDOW_S, f"the workers did not start together ({spread:.2f} s apart)"
+        # every worker was still at work when the last one started: they overlapped
+        assert max(starts) < min(ends), f"a worker finished before the last one started: {starts}, {ends}"
+        return outcomes
     finally:
         for proc in procs:
             if proc.poll() is None:

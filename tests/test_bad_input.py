@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import file_permissions_apply
 from helpers_snapshot import put_object, store_objects, tree
 
 from modelkit_assets import AssetsManager, AssetStore
@@ -313,12 +313,16 @@ def test_missing_source_is_refused(store: AssetStore, manager: AssetsManager, tm
     assert "does not exist" in str(error)
 
 
-@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root reads any file")
 def test_unreadable_file_is_refused(store: AssetStore, manager: AssetsManager, sample_dir: Path) -> None:
     secret = sample_dir / "vocab.txt"
     secret.chmod(0)
+
+    def publish() -> None:
+        with file_permissions_apply():  # root reads any file otherwise
+            store.new(sample_dir, "e")
+
     try:
-        error = assert_nothing_written(store, manager, lambda: store.new(sample_dir, "e"))
+        error = assert_nothing_written(store, manager, publish)
     finally:
         secret.chmod(0o644)
     assert isinstance(error, InvalidSourceError)

@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from modelkit_assets import AssetsManager, AssetStore
 
 _CHILD = """
@@ -42,14 +40,6 @@ def publish_in_child(url: str, options: dict[str, object], action: str, path: Pa
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture
-def shared_store(store_url: tuple[str, dict[str, object]]) -> tuple[str, dict[str, object]]:
-    url, options = store_url
-    if url.startswith("memory://"):
-        pytest.skip("a memory:// store lives in one process: other processes cannot see it")
-    return url, options
 
 
 def test_long_lived_store_sees_versions_of_another_process(

@@ -1,6 +1,6 @@
 """G1, G2 and G4 under real concurrency: separate processes (tests/helpers_worker.py)
 publish and fetch the same asset at the same moment, on every backend that several
-processes can share (memory:// lives in one process and is skipped)."""
+processes can share (``shared_store``: memory:// lives in one process, so no memory case)."""
 
 from __future__ import annotations
 
@@ -26,14 +26,6 @@ def scale(store: Store, full: int, cloud: int) -> int:
     servers, where each worker spends seconds importing its SDK on a 2-core machine (the
     protocol is the same, and the races still happen)."""
     return full if store[0].startswith("file://") else cloud
-
-
-@pytest.fixture
-def shared_store(store_url: Store) -> Store:
-    url, options = store_url
-    if url.startswith("memory://"):
-        pytest.skip("a memory:// store lives in one process: other processes cannot see it")
-    return url, options
 
 
 def make_source(root: Path, tag: str) -> Path:
@@ -179,8 +171,6 @@ def test_concurrent_fetchers_download_once_and_never_see_partial_files(
     shared_store: Store, tmp_path: Path, big_asset: Path
 ) -> None:
     url, options = shared_store
-    if big_asset.is_file() and not url.startswith("file://"):
-        pytest.skip("the file-asset variant runs on the local store (the folder one runs everywhere)")
     store = AssetStore(url, options)
     store.new(big_asset, "big")
     meta = store.meta("big", "0.0")

@@ -22,14 +22,6 @@ from modelkit_assets.errors import AssetNotFoundError, VersionNotFoundError
 Store = tuple[str, dict[str, object]]
 
 
-@pytest.fixture
-def shared_store(store_url: Store) -> Store:
-    url, options = store_url
-    if url.startswith("memory://"):
-        pytest.skip("a memory:// store lives in one process: other processes cannot see it")
-    return url, options
-
-
 def make_folder(root: Path, files: int = 24, size: int = 50_000) -> Path:
     for i in range(files):
         (root / f"d{i % 3}").mkdir(parents=True, exist_ok=True)

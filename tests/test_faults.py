@@ -28,14 +28,13 @@ from helpers_snapshot import store_objects, tree
 from helpers_worker import digests
 
 from modelkit_assets import AssetsManager, AssetStore
-from modelkit_assets.errors import StoreError
+from modelkit_assets.errors import StoreError, StoreUnreachableError
 from modelkit_assets.retry import RetryPolicy
 
 #: what the 100% runs allow: a bounded total, whatever each backend retries itself
 TIGHT = RetryPolicy(attempts=3, base_delay_s=0.05, max_delay_s=0.5, deadline_s=8.0)
-#: gcsfs retries every request 6 times, up to 32 s apart, and that cannot be lowered per store
-#: (see backend._limit_backend_retries): its bound is that on top of ours
-BOUND_S = {"s3": 30.0, "gcs": 60.0, "azure": 30.0}
+#: every backend's own retries are turned down to one extra try (backend._limit_backend_retries)
+BOUND_S = {"s3": 30.0, "gcs": 30.0, "azure": 30.0}
 
 
 @dataclass
@@ -135,23 +134,17 @@ def test_100_percent_faults_fail_clearly_in_bounded_time_and_leave_nothing(
         message = str(error)
         assert elapsed < BOUND_S[proxied.backend], (label, elapsed)
         assert "\n" not in message and store.display_url in message, message
-        assert "retry" in message.lower() or "reached" in message, message
+        # a transient failure that outlived the retries (never a permission or a missing bucket)
+        assert type(error) in (StoreError, StoreUnreachableError), (label, error)
+        assert "retry" in message.lower(), message
     assert len(proxied.proxy.stats.faults) >= 3, proxied.proxy.stats.faults
     assert store_objects(proxied.direct_store()) == before
-    assert tree(assets) == {} or not any(
-        p.name.endswith(".SUCCESS") or p.name == "0.0" for p in assets.rglob("*")
-    ), tree(assets)
+    assert not any(p.name.endswith(".SUCCESS") or p.name == "0.0" for p in assets.rglob("*")), tree(assets)
 
 
 def test_failed_transfers_leave_no_meta_claim_marker_or_staging(proxied: Proxied, tmp_path: Path) -> None:
     """Only the data objects fail (listings, claims, commits and meta reads work): the
     update stops before its commit and withdraws its claim; the fetch never installs."""
-    if proxied.backend == "gcs":
-        pytest.skip(
-            "gcsfs retries every request 6 times up to 32 s apart, nested in _info and _get_file "
-            "(fixed when its class is defined): a dead GCS takes ~4 min per file; the 100% test "
-            "covers gcs's bound on listings and metadata"
-        )
     source = make_folder(tmp_path / "src", files=4)
     store = proxied.store(TIGHT)
     store.new(source, "half/model")

@@ -75,17 +75,10 @@ def forker() -> Iterator[Forker]:
     server.close()
 
 
-@pytest.fixture(
-    params=[
-        "local",
-        pytest.param("s3", marks=pytest.mark.cloud),
-        pytest.param("gcs", marks=pytest.mark.cloud),
-        pytest.param("azure", marks=pytest.mark.cloud),
-    ]
-)
-def backend(request: pytest.FixtureRequest) -> str:
+@pytest.fixture
+def backend(shared_backend: str) -> str:
     """Overrides conftest's: memory:// cannot be shared between processes."""
-    return str(request.param)
+    return shared_backend
 
 
 def spread(ticks: int, points: int = POINTS) -> list[tuple[int, bool]]:

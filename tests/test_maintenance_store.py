@@ -8,11 +8,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+from conftest import file_permissions_apply
 from helpers_snapshot import count_reads
 
 from modelkit_assets import AssetsManager, AssetStore
@@ -96,9 +96,10 @@ def test_repair_reports_orphans_and_stale_claims_and_deletes_only_on_request(
     store.new(sample_file, "a")
     _crashed_publish(store, "a", "0.1", directory=True)
     _crashed_publish(store, "never/committed", "0.0", directory=False)
-    time.sleep(1.0)
+    # past the TTL (and the stores' one-second timestamps) without waiting for it
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=quick_ttl.claim_ttl_s + 2)
     assert "never/committed" in asset_names(quick_ttl)
-    report = repair_asset(quick_ttl, "a")
+    report = repair_asset(quick_ttl, "a", now=later)
     assert [o.version for o in report.orphans] == ["0.1"]
     assert report.orphans[0].objects == 2 and report.orphans[0].size == len(b"partial") + len(b"partial too")
     assert {(c.version, c.state) for c in report.claims} == {
@@ -107,7 +108,7 @@ def test_repair_reports_orphans_and_stale_claims_and_deletes_only_on_request(
         ("0.1", "stale"),
     }
     assert store.fs.exists(store.layout.data("a", "0.1", "a.txt"))  # nothing deleted
-    report = repair_asset(quick_ttl, "a", delete_orphans=True)
+    report = repair_asset(quick_ttl, "a", delete_orphans=True, now=later)
     assert report.deleted_orphans == ["0.1"]
     assert sorted(report.deleted_claims) == [".new", "0.0", "0.1"]
     store.fs.invalidate_cache()
@@ -118,9 +119,9 @@ def test_repair_reports_orphans_and_stale_claims_and_deletes_only_on_request(
         .fetch("a:0.0")
         .exists()
     )
-    again = repair_asset(quick_ttl, "a")
+    again = repair_asset(quick_ttl, "a", now=later)
     assert again.clean and again.claims == []
-    (orphan_only,) = repair(quick_ttl, ["never/committed"], delete_orphans=True)
+    (orphan_only,) = repair(quick_ttl, ["never/committed"], delete_orphans=True, now=later)
     assert [o.version for o in orphan_only.orphans] == ["0.0"] and orphan_only.deleted_orphans == ["0.0"]
     assert store.update(sample_file, "a") == "0.1"  # the orphan's number is free again
 
@@ -362,14 +363,15 @@ def test_bundle_serves_read_only_without_writing(
     before = _tree(root)
     os.chmod(root, 0o555)
     try:
-        served = AssetsManager(assets_dir=root)
-        assert served.store is None
-        assert served.fetch("models/clf:0.0").read_bytes() == sample_file.read_bytes()
-        assert served.fetch("models/clf") == root / "models" / "clf" / "0.1"
-        assert served.fetch("nlp/tokenizer:0[vocab.txt]").read_text() == "a\nb\nc\n"
-        assert served.fetch_info("nlp/tokenizer").from_cache
-        with pytest.raises(Exception, match="no store is configured"):
-            served.fetch("models/clf:5.0")
+        with file_permissions_apply():  # as root too, the read-only mode must bite
+            served = AssetsManager(assets_dir=root)
+            assert served.store is None
+            assert served.fetch("models/clf:0.0").read_bytes() == sample_file.read_bytes()
+            assert served.fetch("models/clf") == root / "models" / "clf" / "0.1"
+            assert served.fetch("nlp/tokenizer:0[vocab.txt]").read_text() == "a\nb\nc\n"
+            assert served.fetch_info("nlp/tokenizer").from_cache
+            with pytest.raises(Exception, match="no store is configured"):
+                served.fetch("models/clf:5.0")
     finally:
         os.chmod(root, 0o755)
     assert _tree(root) == before  # no lock file, no staging folder, nothing touched

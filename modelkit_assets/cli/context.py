@@ -54,7 +54,14 @@ class CliState:
     def configure_logging(self) -> Callable[[], None]:
         """``-v`` shows the library's info messages, ``-vv`` its debug ones, ``-q`` only
         errors; returns what undoes it (the app calls it when the command ends, so a
-        process that runs the app, such as a test, gets its logging back)."""
+        process that runs the app, such as a test, gets its logging back).
+
+        Other libraries (gcsfs, botocore, the Azure SDK, aiohttp) log the failures our
+        retries handle, gcsfs with a traceback per request; with no handler, Python's
+        last-resort handler would print their warnings and errors before our one line.
+        They are silenced unless ``-vv``, which shows their warnings and errors (not their
+        debug output: it dumps request headers).
+        """
         level = (
             logging.ERROR
             if self.quiet
@@ -68,9 +75,21 @@ class CliState:
         logger.addHandler(handler)
         logger.setLevel(min(level, logger.getEffectiveLevel()) if previous_level else level)
 
+        foreign: logging.Handler
+        if self.verbose >= 2:
+            foreign = logging.StreamHandler(sys.stderr)
+            foreign.setFormatter(logging.Formatter("%(levelname)s: %(name)s: %(message)s"))
+            foreign.setLevel(logging.WARNING)
+            foreign.addFilter(lambda record: not record.name.startswith("modelkit_assets"))
+        else:
+            foreign = logging.NullHandler()
+        root = logging.getLogger()
+        root.addHandler(foreign)
+
         def restore() -> None:
             logger.removeHandler(handler)
             logger.setLevel(previous_level)
+            root.removeHandler(foreign)
 
         return restore
 

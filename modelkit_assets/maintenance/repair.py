@@ -238,9 +238,12 @@ def repair(
     *,
     delete_orphans: bool = False,
     dry_run: bool = False,
+    now: dt.datetime | None = None,
 ) -> list[AssetRepair]:
-    """Repair ``names`` (every asset of the store when ``None``)."""
+    """Repair ``names`` (every asset of the store when ``None``); ``now`` as in ``repair_asset``."""
     from modelkit_assets.spec import check_name
 
     targets = asset_names(store) if names is None else [check_name(n) for n in names]
-    return [repair_asset(store, n, delete_orphans=delete_orphans, dry_run=dry_run) for n in targets]
+    return [
+        repair_asset(store, n, delete_orphans=delete_orphans, dry_run=dry_run, now=now) for n in targets
+    ]
