@@ -164,13 +164,13 @@ class Bench:
     # -- servers -------------------------------------------------------------------
     def start_servers(self) -> None:
         port = _free_port()
-        log = open(self.root / "moto.log", "wb")  # noqa: SIM115 - lives as long as the server
-        moto = subprocess.Popen(
-            [self.python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.env(),
-        )
+        with open(self.root / "moto.log", "wb") as log:  # the server keeps its own copy of the fd
+            moto = subprocess.Popen(
+                [self.python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env(),
+            )
         self.processes.append(moto)
         self.moto_url = f"http://127.0.0.1:{port}"
         _wait_http(f"{self.moto_url}/moto-api/", moto)
@@ -196,7 +196,8 @@ class Bench:
     def reset_store(self) -> None:
         """Empty moto (its memory holds every object) and recreate the bucket."""
         request = urllib.request.Request(f"{self.moto_url}/moto-api/reset", method="POST")
-        urllib.request.urlopen(request, timeout=60).read()
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            answer.read()
         fs = self.s3fs(direct=True)
         fs.mkdir(BUCKET)
 
@@ -219,6 +220,8 @@ class Bench:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
         self.processes.clear()
 
     # -- the tools under comparison ------------------------------------------------
@@ -408,7 +411,8 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) 
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}")
         try:
-            urllib.request.urlopen(url, timeout=2).read()
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                answer.read()
             return
         except OSError:
             time.sleep(0.1)

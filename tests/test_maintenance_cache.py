@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers_holder import HOLD_FILELOCK, holding
 
 from modelkit_assets import AssetsManager, AssetStore
 from modelkit_assets.maintenance.inventory import CachedVersion, scan_cache
@@ -178,22 +179,9 @@ def test_prune_skips_a_leased_version(filled: AssetsManager) -> None:
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
 def test_prune_skips_a_version_another_process_has_open(filled: AssetsManager) -> None:
     target = filled.cache.layout.version_path("nlp/tokenizer", "0.0") / "vocab.txt"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys,time; f=open(sys.argv[1]); print('ready', flush=True); time.sleep(60)",
-            str(target),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    code = "import sys,time; f=open(sys.argv[1]); print('ready', flush=True); time.sleep(600)"
+    with holding(code, str(target)):
         result = prune(filled.assets_dir, PrunePolicy(keep_newest=0), MM)
-    finally:
-        holder.kill()
-        holder.wait()
     assert [(v.spec, why) for v, why in result.skipped] == [("nlp/tokenizer:0.0", "open in another process")]
     assert {v.spec for v in result.removed} == {"models/clf:1.0", "models/clf:0.1", "models/clf:0.0"}
     assert filled.cache.cached_path("nlp/tokenizer", "0.0") is not None
@@ -201,23 +189,8 @@ def test_prune_skips_a_version_another_process_has_open(filled: AssetsManager) -
 
 def test_prune_skips_an_asset_being_fetched(filled: AssetsManager) -> None:
     lock = filled.cache.layout.lock("models/clf")
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys,time,filelock; l=filelock.FileLock(sys.argv[1]); l.acquire();"
-            "print('ready', flush=True); time.sleep(60)",
-            str(lock),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    with holding(HOLD_FILELOCK, str(lock)):
         result = prune(filled.assets_dir, PrunePolicy(keep_newest=0), MM)
-    finally:
-        holder.kill()
-        holder.wait()
     assert {v.spec for v, _ in result.skipped} == {"models/clf:1.0", "models/clf:0.1", "models/clf:0.0"}
     assert {why for _, why in result.skipped} == {"being fetched (cache lock held)"}
     assert {v.spec for v in result.removed} == {"nlp/tokenizer:0.0"}

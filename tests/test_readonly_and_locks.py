@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers_holder import holding
 from helpers_snapshot import tree
 from helpers_worker import digests
 
@@ -104,12 +105,6 @@ HOLD = textwrap.dedent(
 )
 
 
-def _holder(assets: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(assets)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-    return proc
-
-
 def test_a_live_lock_holder_makes_others_fail_after_the_configured_timeout(
     tmp_path: Path, sample_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,25 +113,21 @@ def test_a_live_lock_holder_makes_others_fail_after_the_configured_timeout(
     assets = tmp_path / "assets"
     monkeypatch.setenv("MODELKIT_ASSETS_TIMEOUT_S", "0.5")
     get_settings.cache_clear()
-    holder = _holder(assets)
-    try:
+    with holding(HOLD, str(assets), ready="locked"):
         started = time.monotonic()
         with pytest.raises(CacheLockTimeoutError, match="MODELKIT_ASSETS_TIMEOUT_S") as info:
             AssetsManager(store, assets).fetch("held/asset:0.0")
         assert 0.5 <= time.monotonic() - started < 5
         assert "held/asset" in str(info.value)
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_a_killed_lock_holder_never_blocks_the_next_fetch(tmp_path: Path, sample_file: Path) -> None:
     store = AssetStore((tmp_path / "store").as_uri())
     store.new(sample_file, "held/asset")
     assets = tmp_path / "assets"
-    holder = _holder(assets)
-    os.kill(holder.pid, signal.SIGKILL)
-    holder.wait()
+    with holding(HOLD, str(assets), ready="locked") as holder:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
     assert (assets / ".cache" / "held" / "asset.lock").exists()  # the file stays; the lock does not
     started = time.monotonic()
     path = AssetsManager(store, assets, timeout=30).fetch("held/asset:0.0")

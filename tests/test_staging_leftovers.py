@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from helpers_holder import HOLD_FILELOCK, holding
 from helpers_worker import digests, kill_when, start
 from typer.testing import CliRunner, Result
 
@@ -146,28 +146,13 @@ def test_leftover_owners_are_found_by_their_cache_lock(tmp_path: Path) -> None:
         (folder / "sub").mkdir(parents=True)
         (folder / "sub" / "part").write_bytes(b"x" * 1000)
     (staging / "not-a-leftover").mkdir()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys,time,filelock; l=filelock.FileLock(sys.argv[1]); l.acquire();"
-            "print('ready', flush=True); time.sleep(60)",
-            str(cache.layout.lock("a/b")),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    with holding(HOLD_FILELOCK, str(cache.layout.lock("a/b"))):
         assert {x.path for x in scan_leftovers(assets)} == {shared, orphan, trash}
         assert sum(x.size for x in scan_leftovers(assets)) == 3000
         removed, kept = reclaim_leftovers(assets)
         assert {x.path for x in removed} == {orphan, trash}
         assert [(x.path, why) for x, why in kept] == [(shared, "a fetch of a/b is running (cache lock held)")]
         assert shared.is_dir() and not orphan.exists() and not trash.exists()
-    finally:
-        holder.kill()
-        holder.wait()
     removed, kept = reclaim_leftovers(assets)
     assert [x.path for x in removed] == [shared] and kept == []
     assert sorted(p.name for p in staging.iterdir()) == ["not-a-leftover"]
