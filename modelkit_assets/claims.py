@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from modelkit_assets._version import __version__
-from modelkit_assets.backend import basename
+from modelkit_assets.backends import basename
 from modelkit_assets.errors import PublishConflictError, VersionExistsError
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ what happened, in which folder, and which setting points there::
          installed there: no space left on the device (MODELKIT_ASSETS_DIR points
          there); free some space or set MODELKIT_ASSETS_DIR to a folder with room.
 
-``backend.store_errors`` lets these errors through untranslated and ``retry.is_transient``
+``backends.store_errors`` lets these errors through untranslated and ``retry.is_transient``
 never retries them; the callers that write locally (fetch, remote source copies) turn them
 into ``LocalDiskError`` with ``local_disk_error``, the one place that builds them.
 """

@@ -3,7 +3,7 @@
 Everything that talks to a store goes through a ``Remote``: ``AssetStore`` (publish,
 list, describe), the claim protocol (``claims.py``), the maintenance commands and the
 compat layer. Each request is one call to the fsspec filesystem, its backend errors
-translated into ``StoreError``s (``backend.store_errors``) and retried with the store's
+translated into ``StoreError``s (``backends.store_errors``) and retried with the store's
 ``RetryPolicy`` (``retry.py``)::
 
     Remote(url, storage_options)
@@ -25,11 +25,11 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from modelkit_assets.backend import (
+from modelkit_assets.backends import (
     DEFAULT_OPTIONS_ORIGIN,
+    backend_for,
     check_bucket,
     create_exclusive,
-    is_local,
     list_dir,
     open_filesystem,
     redact_url,
@@ -135,7 +135,7 @@ class Remote:
     @property
     def root(self) -> str:
         """The store's root path inside its filesystem."""
-        if self._root is None and self.offline and self.protocol in ("file", "local", "memory"):
+        if self._root is None and self.offline and backend_for(self.protocol).is_local_storage:
             # keys of a disk or memory store are known without any connection, offline too
             # (compat checks that the assets dir is not the store's folder)
             with store_errors(self.display_url, "open the store", origin=self.options_origin):
@@ -155,9 +155,7 @@ class Remote:
         """How each request is retried; never on a local disk or in memory, where a
         failure does not go away by itself."""
         if self._retry is None:
-            from fsspec.implementations.memory import MemoryFileSystem
-
-            if is_local(self.fs) or isinstance(self.fs, MemoryFileSystem):
+            if backend_for(self.fs).is_local_storage:
                 self._retry = RetryPolicy.never()
             else:
                 attempts, deadline = self._retry_bounds
@@ -217,7 +215,7 @@ class Remote:
         return self.request(action, read)
 
     def create_exclusive(self, key: str, data: bytes, action: str = "create") -> None:
-        """Create ``key`` only if nothing is there (G1; ``backend.create_exclusive``).
+        """Create ``key`` only if nothing is there (G1; ``backends.create_exclusive``).
 
         Raises
         ------

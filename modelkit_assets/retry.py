@@ -10,7 +10,7 @@ operation after which the last error is raised as it is::
     attempt 1 ──fail──> sleep U(0, base)      attempt 2 ──fail──> sleep U(0, 2·base)  ...
                         (never past max_delay_s, never past deadline_s since the start)
 
-The backends retry too (botocore, s3fs, the Azure SDK, gcsfs); ``backend.open_filesystem``
+The backends retry too (botocore, s3fs, the Azure SDK, gcsfs); ``backends.open_filesystem``
 turns their own knobs down where they exist so that the two layers do not multiply.
 
 Only what may succeed on a second try is retried: a ``StoreError`` that is neither a
@@ -71,7 +71,7 @@ def is_transient(err: BaseException, *, transfer: bool = False) -> bool:
         return False
     if not isinstance(err, Exception) or isinstance(err, ValueError | TypeError | NotImplementedError):
         return False
-    from modelkit_assets.backend import translate_error
+    from modelkit_assets.backends import translate_error
 
     translated = translate_error(err, "", "")
     return not isinstance(translated, StorePermissionError | StoreNotFoundError)

@@ -130,7 +130,7 @@ class Settings:
         # the store URL may carry `user:password@` (G7): shown without it, options never
         from dataclasses import fields
 
-        from modelkit_assets.backend import redact_url
+        from modelkit_assets.backends import redact_url
 
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
         if self.store_url is not None:
@@ -189,3 +189,9 @@ class Settings:
 def get_settings() -> Settings:
     """The process-wide settings, read once; ``get_settings.cache_clear()`` re-reads."""
     return Settings.from_env()
+
+
+def gcsfs_experimental_requested() -> bool:
+    """Whether ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT`` (gcsfs's own variable) is set to true:
+    only then do gs:// stores use gcsfs's experimental filesystem class (backends/gcs.py)."""
+    return os.environ.get("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "").strip().lower() in ("true", "1")

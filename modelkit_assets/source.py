@@ -152,7 +152,7 @@ def _copy_remote(url: str, storage_options: Mapping[str, Any], *, workers: int) 
     ``a/../../x`` can never place a file outside the temporary folder (G5). The folder
     is removed when the returned ``Source`` is garbage-collected or closed.
     """
-    from modelkit_assets.backend import basename, open_filesystem, redact_url, store_errors
+    from modelkit_assets.backends import basename, open_filesystem, redact_url, store_errors
     from modelkit_assets.localdisk import local_writes
     from modelkit_assets.transfer import download
 
@@ -225,7 +225,7 @@ def _hide_url_secrets(url: str, display: str) -> Iterator[None]:
         if url == display:
             raise
         if not isinstance(err, AssetsError):
-            from modelkit_assets.backend import translate_error
+            from modelkit_assets.backends import translate_error
 
             raise translate_error(err, display, "read the source") from None
         err.__cause__ = None

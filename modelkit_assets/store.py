@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelkit_assets._version import __version__
-from modelkit_assets.backend import basename, redact_url
+from modelkit_assets.backends import basename, redact_url
 from modelkit_assets.claims import NEW_KEY, Claim, Claims
 from modelkit_assets.errors import (
     AssetExistsError,

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelkit_assets.backend import is_local
+from modelkit_assets.backends import backend_for
 from modelkit_assets.errors import IntegrityError
 from modelkit_assets.manifest import FileEntry
 from modelkit_assets.retry import RetryPolicy
@@ -48,8 +48,6 @@ DEFAULT_CONCURRENCY = 32
 PART_SIZE = 8 * 2**20
 PART_CONCURRENCY = 8
 MEMORY_BUDGET = 128 * 2**20
-_STREAM_BUFFER = 2**16
-_LOCAL_CHUNK = 2**20
 
 
 @dataclass(frozen=True)
@@ -142,54 +140,19 @@ def _limited_class() -> type:
     return Limited
 
 
-def _get_local(src: str, dst: str, callback: Callback) -> None:
-    """Copy a file of a local store in chunks reported to ``callback`` (fsspec's local
-    ``get_file`` copies whole and reports nothing, so no size limit could stop it)."""
-    with open(src, "rb") as source, open(dst, "wb") as target:
-        callback.set_size(os.fstat(source.fileno()).st_size)
-        while chunk := source.read(_LOCAL_CHUNK):
-            callback.relative_update(len(chunk))
-            target.write(chunk)
-
-
 def _is_async(fs: AbstractFileSystem) -> bool:
     return bool(getattr(fs, "async_impl", False))
 
 
-def _is_s3(fs: AbstractFileSystem) -> bool:
-    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
-    return "s3" in protocols
-
-
 def file_kwargs(fs: AbstractFileSystem, direction: str, tuning: Tuning) -> dict[str, Any]:
-    """Keyword arguments that bound one file's memory in ``put_file``/``get_file``.
-
-    s3fs defaults to 50 MiB parts, 10 at a time, read whole into memory (a 200 MB
-    upload peaked at 463 MB RSS); gcsfs uploads resumable chunks of ``chunksize``.
-    Other backends already stream in small blocks and get nothing.
-    """
-    if _is_s3(fs):
-        parts = tuning.part_concurrency if direction == "put" else tuning.download_part_concurrency
-        return {"chunksize": tuning.part_size, "max_concurrency": parts}
-    if direction == "put" and "gcs" in str(fs.protocol):
-        # gcsfs wants a multiple of 256 KiB
-        return {"chunksize": max(2**18, tuning.part_size // 2**18 * 2**18)}
-    return {}
+    """Keyword arguments that bound one file's memory in ``put_file``/``get_file`` (the
+    backend's ``file_kwargs``: s3fs's parts, gcsfs's upload chunks; others stream)."""
+    return backend_for(fs).file_kwargs(direction, tuning)
 
 
 def job_cost(fs: AbstractFileSystem, direction: str, size: int | None, tuning: Tuning) -> int:
     """Bytes one job holds in memory while it runs (the module docstring's table)."""
-    parts = tuning.part_concurrency if direction == "put" else tuning.download_part_concurrency
-    multipart = tuning.part_size * parts if _is_s3(fs) else tuning.part_size
-    if direction == "put":
-        if size is None:
-            return multipart
-        if _is_s3(fs):
-            return size if size < 2 * tuning.part_size else multipart
-        return min(size, tuning.part_size)
-    if not _is_s3(fs) or parts == 1 or (size is not None and size <= tuning.part_size):
-        return _STREAM_BUFFER if size is None else min(size, _STREAM_BUFFER)
-    return multipart
+    return backend_for(fs).job_cost(direction, size, tuning)
 
 
 async def _run_bounded(
@@ -265,11 +228,13 @@ def _transfer(
         sync(fs.loop, _run_bounded, jobs, costs, run, callback, tuning)
         return
 
+    backend = backend_for(fs)
+
     def move(job: Job, child: Callback) -> None:
-        if direction == "get" and is_local(fs):
-            _get_local(fs._strip_protocol(job.src), job.dst, _limited(child, job))
+        if direction == "get":
+            backend.get_file(fs, job.src, job.dst, _limited(child, job), **kwargs)
         else:
-            getattr(fs, f"{direction}_file")(job.src, job.dst, callback=_limited(child, job), **kwargs)
+            fs.put_file(job.src, job.dst, callback=_limited(child, job), **kwargs)
 
     def one(job: Job) -> None:
         with callback.branched(job.src, job.dst) as child:
@@ -318,9 +283,9 @@ def upload(
     if not pairs:
         return
     tuning = tuning or Tuning(concurrency=concurrency)
-    if is_local(fs):
-        for folder in {os.path.dirname(fs._strip_protocol(r)) for _, r in pairs}:
-            os.makedirs(folder, exist_ok=True)
+    backend = backend_for(fs)
+    for folder in {remote.rsplit("/", 1)[0] for _, remote in pairs}:
+        backend.ensure_folder(fs, folder)
     sizes = [os.path.getsize(local) for local, _ in pairs]
     _transfer(fs, "put", _as_jobs(pairs, sizes), callback, tuning, retry)
 
@@ -372,9 +337,9 @@ def copy_objects(
     """
     if not pairs:
         return
-    if is_local(fs):
-        for folder in {os.path.dirname(fs._strip_protocol(r)) for _, r in pairs}:
-            os.makedirs(folder, exist_ok=True)
+    backend = backend_for(fs)
+    for folder in {remote.rsplit("/", 1)[0] for _, remote in pairs}:
+        backend.ensure_folder(fs, folder)
     jobs = _as_jobs(pairs, None)
     tuning = Tuning(concurrency=concurrency)
     policy = retry or RetryPolicy.never()

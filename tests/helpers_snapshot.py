@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from modelkit_assets import AssetStore
-from modelkit_assets.backend import ensure_parent
+from modelkit_assets.backends import ensure_parent
 
 
 def store_objects(store: AssetStore) -> dict[str, str]:

@@ -39,8 +39,8 @@ import s3fs  # noqa: F401
 from helpers_worker import digests
 
 import modelkit_assets.remote as remote_module
-import modelkit_assets.transfer as transfer_module
 from modelkit_assets import AssetsManager, AssetStore
+from modelkit_assets.backends.local import LocalBackend
 from modelkit_assets.cache import AssetCache
 from modelkit_assets.errors import AssetsError
 
@@ -106,8 +106,8 @@ def _instrument(ticker: Ticker, store: AssetStore) -> None:
     # every store request of the protocol goes through remote.py (claims, commit, index)
     for name in ("create_exclusive", "write_replace", "list_dir"):
         setattr(remote_module, name, ticker.wrap(getattr(remote_module, name)))
-    # a local store's files are copied in chunks by transfer._get_local, not by fsspec
-    transfer_module._get_local = ticker.wrap(transfer_module._get_local)  # type: ignore[attr-defined]
+    # a local store's files are copied in chunks by its backend, not by fsspec
+    LocalBackend.get_file = ticker.wrap(LocalBackend.get_file)  # type: ignore[method-assign]
     for name in ("install", "save_manifest"):
         setattr(AssetCache, name, ticker.wrap(getattr(AssetCache, name)))
     cls = type(store.fs)

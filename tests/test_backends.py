@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelkit_assets import AssetStore
-from modelkit_assets.backend import create_exclusive, list_dir
+from modelkit_assets.backends import create_exclusive, list_dir
 from modelkit_assets.errors import VersionExistsError
 
 WRITERS = 16

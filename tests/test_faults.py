@@ -33,7 +33,7 @@ from modelkit_assets.retry import RetryPolicy
 
 #: what the 100% runs allow: a bounded total, whatever each backend retries itself
 TIGHT = RetryPolicy(attempts=3, base_delay_s=0.05, max_delay_s=0.5, deadline_s=8.0)
-#: every backend's own retries are turned down to one extra try (backend._limit_backend_retries)
+#: every backend's own retries are turned down to one extra try (``Backend.limit_retries``)
 BOUND_S = {"s3": 30.0, "gcs": 30.0, "azure": 30.0}
 
 

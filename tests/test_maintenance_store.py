@@ -16,7 +16,7 @@ from conftest import file_permissions_apply
 from helpers_snapshot import count_reads
 
 from modelkit_assets import AssetsManager, AssetStore
-from modelkit_assets.backend import create_exclusive, ensure_parent
+from modelkit_assets.backends import create_exclusive, ensure_parent
 from modelkit_assets.errors import (
     IntegrityError,
     LockfileError,

@@ -9,7 +9,7 @@ import pytest
 from helpers_snapshot import count_reads
 
 from modelkit_assets import AssetsManager, AssetStore
-from modelkit_assets.backend import ensure_parent
+from modelkit_assets.backends import ensure_parent
 from modelkit_assets.errors import AssetNotFoundError
 from modelkit_assets.maintenance.verify import select_targets, verify
 

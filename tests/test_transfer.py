@@ -11,7 +11,7 @@ import pytest
 
 from modelkit_assets import AssetsManager, AssetStore, transfer
 from modelkit_assets import store as store_module
-from modelkit_assets.backend import open_filesystem
+from modelkit_assets.backends import open_filesystem
 from modelkit_assets.errors import IntegrityError
 from modelkit_assets.manifest import FileEntry
 from modelkit_assets.transfer import Job, Tuning, job_cost, unchanged_files

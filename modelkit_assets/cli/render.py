@@ -144,7 +144,7 @@ def plan_summary(
     from rich.markup import escape
     from rich.table import Table
 
-    from modelkit_assets.backend import redact_url
+    from modelkit_assets.backends import redact_url
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")

@@ -18,7 +18,7 @@ import dataclasses
 import os
 from typing import Any
 
-from modelkit_assets.backend import protocol_of
+from modelkit_assets.backends import protocol_of
 from modelkit_assets.compat.errors import (
     AssetDoesNotExistError,
     AssetFetchError,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from modelkit_assets import errors
-from modelkit_assets.backend import protocol_of, redact_url
+from modelkit_assets.backends import protocol_of, redact_url
 from modelkit_assets.compat.errors import (
     AssetDoesNotExistError,
     NoConfiguredProviderError,

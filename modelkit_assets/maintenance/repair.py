@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from modelkit_assets.backend import basename
+from modelkit_assets.backends import basename
 from modelkit_assets.claims import NEW_KEY
 from modelkit_assets.layout import CLAIMS_DIR, META_SUFFIX, VERSIONS_SUFFIX, committed_versions
 

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from modelkit_assets.backend import store_errors
+from modelkit_assets.backends import store_errors
 from modelkit_assets.cache import AssetCache
 from modelkit_assets.errors import AssetNotFoundError, InvalidMetaError
 from modelkit_assets.layout import SUCCESS_NAME

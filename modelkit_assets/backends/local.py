@@ -1,0 +1,69 @@
+"""Local disk (``file://`` and plain paths): the store is a folder, possibly shared
+between the users of a machine."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from modelkit_assets.backends.base import Backend
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+    from fsspec.callbacks import Callback
+
+#: bytes per read of a local copy (each one reported, so a size limit can stop it)
+LOCAL_CHUNK = 2**20
+
+
+class LocalBackend(Backend):
+    protocols = ("file", "local")
+    checks_options = True
+    is_local_storage = True
+
+    @staticmethod
+    def local_path(fs: AbstractFileSystem, path: str) -> str:
+        return str(fs._strip_protocol(path))
+
+    def create_exclusive(self, fs: AbstractFileSystem, path: str, data: bytes) -> None:
+        """``os.link`` of a complete temporary file: fsspec's local ``mode="create"``
+        overwrites. Not mkstemp: its 0600 would make the object unreadable to the other
+        users of a shared store; 0666 gets the umask and default ACLs, as a plain write."""
+        local = self.local_path(fs, path)
+        folder = os.path.dirname(local)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(tmp, local)
+        finally:
+            os.unlink(tmp)
+
+    def write_replace(self, fs: AbstractFileSystem, path: str, data: bytes) -> None:
+        """An atomic rename of a complete temporary file."""
+        local = self.local_path(fs, path)
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        tmp = f"{local}.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, local)
+
+    def ensure_folder(self, fs: AbstractFileSystem, path: str) -> None:
+        os.makedirs(self.local_path(fs, path), exist_ok=True)
+
+    def bucket_exists(self, fs: AbstractFileSystem, bucket: str) -> bool | None:
+        return None
+
+    def get_file(self, fs: AbstractFileSystem, src: str, dst: str, callback: Callback, **kwargs: Any) -> None:
+        """A copy in chunks reported to ``callback`` (fsspec's local ``get_file`` copies
+        whole and reports nothing, so no size limit could stop it)."""
+        with open(self.local_path(fs, src), "rb") as source, open(dst, "wb") as target:
+            callback.set_size(os.fstat(source.fileno()).st_size)
+            while chunk := source.read(LOCAL_CHUNK):
+                callback.relative_update(len(chunk))
+                target.write(chunk)
