@@ -130,7 +130,7 @@ class Settings:
         # the store URL may carry `user:password@` (G7): shown without it, options never
         from dataclasses import fields
 
-        from modelkit_assets.backends import redact_url
+        from modelkit_assets.urls import redact_url
 
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
         if self.store_url is not None:

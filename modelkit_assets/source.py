@@ -138,9 +138,9 @@ def scan_source(
         return _copy_remote(os.fspath(path), storage_options or {}, workers=workers)
     text = os.fspath(path)
     if text.lower().startswith("file://"):
-        from fsspec.implementations.local import LocalFileSystem
+        import fsspec.core
 
-        path = LocalFileSystem._strip_protocol(text)
+        path = fsspec.core.strip_protocol(text)
     return _scan_local(path, workers=workers)
 
 

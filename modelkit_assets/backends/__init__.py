@@ -20,8 +20,8 @@ from modelkit_assets.backends.errors import (
     translate_error,
 )
 from modelkit_assets.backends.registry import backend_for
-from modelkit_assets.backends.urls import USERINFO_RE, basename, protocol_of, redact_url
 from modelkit_assets.errors import BackendNotInstalledError, ConfigurationError
+from modelkit_assets.urls import USERINFO_RE, basename, protocol_of, redact_url
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -161,7 +161,7 @@ def check_bucket(fs: AbstractFileSystem, path: str) -> None:
     backend = backend_for(fs)
     if backend.is_local_storage:
         return
-    bucket = fs._strip_protocol(path).lstrip("/").split("/", 1)[0]
+    bucket = path.split("://", 1)[-1].lstrip("/").split("/", 1)[0]
     if not bucket:
         return
     try:

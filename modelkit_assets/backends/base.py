@@ -14,8 +14,8 @@ import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from modelkit_assets.backends.urls import protocol_of, redact_url
 from modelkit_assets.errors import ConfigurationError
+from modelkit_assets.urls import protocol_of, redact_url
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem

@@ -41,8 +41,9 @@ class GCSBackend(CloudBackend):
 
     def open(self, cls: type, url: str, options: dict[str, Any]) -> tuple[AbstractFileSystem, str]:
         """The class chosen by ``filesystem_class``, not the one gcsfs registered."""
-        fs = cls(**{**cls._get_kwargs_from_urls(url), **options})  # type: ignore[attr-defined]
-        return fs, fs._strip_protocol(url)
+        import fsspec.core
+
+        return cls(**options), fsspec.core.strip_protocol(url)
 
     def limit_retries(self, fs: AbstractFileSystem, options: Mapping[str, Any]) -> None:
         """Give this filesystem instance (only: other gcsfs users keep their defaults) its

@@ -24,7 +24,9 @@ class LocalBackend(Backend):
 
     @staticmethod
     def local_path(fs: AbstractFileSystem, path: str) -> str:
-        return str(fs._strip_protocol(path))
+        import fsspec.core
+
+        return str(fsspec.core.strip_protocol(path))
 
     def create_exclusive(self, fs: AbstractFileSystem, path: str, data: bytes) -> None:
         """``os.link`` of a complete temporary file: fsspec's local ``mode="create"``
