@@ -34,9 +34,12 @@ from typing import TYPE_CHECKING
 
 from modelkit_assets.errors import CacheLockTimeoutError
 from modelkit_assets.layout import SUCCESS_NAME, CacheLayout
+from modelkit_assets.localdisk import replace_file
 from modelkit_assets.versioning import VersioningSystem
 
 if TYPE_CHECKING:
+    import filelock
+
     from modelkit_assets.manifest import AssetMeta
 
 logger = logging.getLogger(__name__)
@@ -89,20 +92,48 @@ class AssetCache:
         """
         import filelock
 
-        path = self.layout.lock(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(str(path), timeout=timeout_s)
+        lock = self._file_lock(name, timeout_s)
         try:
             lock.acquire()
         except filelock.Timeout:
             raise CacheLockTimeoutError(
-                f"Another process has held the cache lock of {name} ({path}) for over "
+                f"Another process has held the cache lock of {name} ({lock.lock_file}) for over "
                 f"{timeout_s:g} s; wait for it, or raise MODELKIT_ASSETS_TIMEOUT_S."
             ) from None
         try:
             yield
         finally:
             lock.release()
+
+    @contextlib.contextmanager
+    def lock_if_free(self, name: str) -> Iterator[bool]:
+        """Hold the asset's lock if no other process holds it: ``True`` while held,
+        ``False`` (not waiting) when a fetch of the asset is running.
+
+        Raises
+        ------
+        OSError
+            If the lock cannot be taken at all (a read-only assets dir).
+        """
+        import filelock
+
+        lock = self._file_lock(name, 0)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    def _file_lock(self, name: str, timeout_s: float) -> filelock.BaseFileLock:
+        import filelock
+
+        path = self.layout.lock(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return filelock.FileLock(str(path), timeout=timeout_s)
 
     @contextlib.contextmanager
     def staging(self, name: str, version: str) -> Iterator[Path]:
@@ -129,9 +160,7 @@ class AssetCache:
         """
         path = self.layout.manifest(meta.name, meta.version)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_bytes(meta.to_json())
-        os.replace(tmp, path)
+        replace_file(path, meta.to_json())
 
     def read_manifest(self, name: str, version: str) -> AssetMeta | None:
         """The manifest copy kept by ``save_manifest`` (``None`` if missing or unreadable:

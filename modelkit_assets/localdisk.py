@@ -127,3 +127,18 @@ def local_writes(
         if error is None:
             raise
         raise error from err
+
+
+def replace_file(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` at the local ``path`` atomically: readers see the old file or the new,
+    a crash leaves no half file. A uniquely named temporary file beside it (two writers
+    never share one), created like any plain write (the umask applies), then renamed."""
+    import uuid
+
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from modelkit_assets.backends.base import Backend
+from modelkit_assets.localdisk import replace_file
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -50,10 +51,7 @@ class LocalBackend(Backend):
         """An atomic rename of a complete temporary file."""
         local = self.local_path(fs, path)
         os.makedirs(os.path.dirname(local), exist_ok=True)
-        tmp = f"{local}.tmp-{uuid.uuid4().hex}"
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, local)
+        replace_file(local, data)
 
     def ensure_folder(self, fs: AbstractFileSystem, path: str) -> None:
         os.makedirs(self.local_path(fs, path), exist_ok=True)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelkit_assets.errors import AssetsError, LockfileError, LockMismatchError, OfflineError
+from modelkit_assets.localdisk import replace_file
 from modelkit_assets.spec import AssetSpec
 
 if TYPE_CHECKING:
@@ -96,10 +97,7 @@ class Lockfile:
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Write atomically (a rename), so a crash never leaves half a lockfile."""
-        target = Path(path)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, target)
+        replace_file(path, self.to_json().encode("utf-8"))
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> Lockfile:

@@ -23,6 +23,7 @@ it when the fetcher died); a running fetch's folder is kept.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -191,28 +192,20 @@ def _reclaim(
     The cache lock of every name the folder may belong to is taken without waiting and
     held while the folder is removed, so no fetch of that asset can start meanwhile.
     """
-    import filelock
-
-    held: list[filelock.BaseFileLock] = []
-    try:
+    with contextlib.ExitStack() as held:
         for name in names.get(leftover.key, []) if leftover.key is not None else []:
-            lock = filelock.FileLock(str(cache.layout.lock(name)), timeout=0)
             try:
-                lock.acquire()
-            except filelock.Timeout:
-                return f"a fetch of {name} is running (cache lock held)"
+                free = held.enter_context(cache.lock_if_free(name))
             except OSError as err:  # a read-only assets dir: no way to tell, so keep it
                 return f"the cache lock of {name} cannot be taken ({err.strerror or type(err).__name__})"
-            held.append(lock)
+            if not free:
+                return f"a fetch of {name} is running (cache lock held)"
         if not dry_run:
             # a trash folder may be under removal by a running prune: removing it too is harmless
             shutil.rmtree(leftover.path, ignore_errors=True)
             if leftover.path.exists() and not leftover.path.is_dir():
                 leftover.path.unlink(missing_ok=True)
         return None
-    finally:
-        for taken in held:
-            taken.release()
 
 
 def reclaim_leftovers(
@@ -252,8 +245,6 @@ def prune(
     skipped, so the plan shown is the one that would run. Staging leftovers of dead
     fetches are reclaimed too (``reclaim_leftovers``).
     """
-    import filelock
-
     cache = AssetCache(assets_dir)
     leftovers_removed, leftovers_kept = reclaim_leftovers(cache.assets_dir, dry_run=dry_run)
     versions = scan_cache(cache.assets_dir, versioning)
@@ -274,22 +265,12 @@ def prune(
         if dry_run:
             result.removed.append(version)
             continue
-        lock_path = cache.layout.lock(version.name)
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(str(lock_path), timeout=0)
-        try:
-            lock.acquire()
-        except filelock.Timeout:
-            result.skipped.append((version, "being fetched (cache lock held)"))
-            continue
-        try:
-            # re-check under the lock: a lease may have been taken since the first probe
-            reason = _busy_reason(cache, version, set())
+        with cache.lock_if_free(version.name) as free:
+            # re-checked under the lock: a lease may have been taken since the first probe
+            reason = _busy_reason(cache, version, set()) if free else "being fetched (cache lock held)"
             if reason is not None:
                 result.skipped.append((version, reason))
                 continue
             _remove(cache, version)
             result.removed.append(version)
-        finally:
-            lock.release()
     return result
