@@ -14,23 +14,11 @@ import json
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from modelkit_assets.errors import InvalidMetaError, InvalidSubPartError
 from modelkit_assets.layout import SUCCESS_NAME
 from modelkit_assets.spec import check_relative_path
-
-HASH_CHUNK = 1024 * 1024
-
-
-def sha256_stream(handle: BinaryIO) -> tuple[int, str]:
-    """(size, sha256) of what ``handle`` reads, in ``HASH_CHUNK`` reads (never whole in memory)."""
-    digest = hashlib.sha256()
-    size = 0
-    while chunk := handle.read(HASH_CHUNK):
-        digest.update(chunk)
-        size += len(chunk)
-    return size, digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -61,6 +49,12 @@ class AssetMeta:
     source: str | None = None
     publish_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def file_entry(self) -> FileEntry:
+        """The entry of a file asset (one object at the version's own key); size and hash
+        unknown when the manifest lists none (modelkit-made)."""
+        return next(iter(self.files.values()), FileEntry(None, None))
 
     @property
     def verifiable(self) -> bool:

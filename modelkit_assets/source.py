@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from modelkit_assets.errors import AssetsError, InvalidMetaError, InvalidSourceError, InvalidSubPartError
-from modelkit_assets.manifest import FileEntry, check_paths, sha256_stream
+from modelkit_assets.integrity import sha256_file
+from modelkit_assets.manifest import FileEntry, check_paths
 from modelkit_assets.spec import check_relative_path
 
 
@@ -73,12 +74,6 @@ class Source:
         cleanup = self.__dict__.get("_cleanup")
         if cleanup is not None:
             cleanup()
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Stream a file through sha256 (never read whole into memory)."""
-    with open(path, "rb") as handle:
-        return sha256_stream(handle)[1]
 
 
 def _walk(root: Path) -> Iterator[tuple[str, Path]]:

@@ -45,13 +45,14 @@ from modelkit_assets.errors import (
     VersionExistsError,
     VersionNotFoundError,
 )
+from modelkit_assets.integrity import verify_files
 from modelkit_assets.layout import META_SUFFIX, VERSIONS_SUFFIX, RemoteLayout, committed_versions
-from modelkit_assets.manifest import AssetMeta, FileEntry
+from modelkit_assets.manifest import AssetMeta
 from modelkit_assets.remote import Remote
 from modelkit_assets.retry import RetryPolicy
 from modelkit_assets.source import Source, scan_source
 from modelkit_assets.spec import AssetSpec, check_name
-from modelkit_assets.transfer import copy_objects, download, unchanged_files, upload, verify_files
+from modelkit_assets.transfer import copy_objects, download, unchanged_files, upload
 from modelkit_assets.versioning import VersioningSystem, get_versioning
 
 if TYPE_CHECKING:
@@ -625,7 +626,7 @@ class AssetStore:
                 items.append((local, entry, f"{name}:{version}[{path}]"))
         else:
             # a file asset published by modelkit has no entry at all in its meta
-            entry = next(iter(meta.files.values()), FileEntry(None, None))
+            entry = meta.file_entry
             pairs = [(self.layout.data(name, version), destination)]
             sizes = [entry.size]
             items = [(destination, entry, f"{name}:{version}")]

@@ -38,7 +38,6 @@ from modelkit_assets.backends import backend_for
 from modelkit_assets.errors import IntegrityError
 from modelkit_assets.manifest import FileEntry
 from modelkit_assets.retry import RetryPolicy
-from modelkit_assets.source import sha256_file
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -377,40 +376,3 @@ def unchanged_files(files: Mapping[str, FileEntry], previous: Mapping[str, FileE
         ):
             same.add(path)
     return same
-
-
-def verify_file(local: str, entry: FileEntry, *, label: str) -> None:
-    """Check a downloaded file against its manifest entry (hashing streams the file).
-
-    Raises
-    ------
-    IntegrityError
-        Naming the file, what was expected and what was found.
-    """
-    if not os.path.isfile(local):
-        raise IntegrityError(f"{label} is missing from the store's copy; the download was discarded.")
-    if entry.size is not None:
-        size = os.path.getsize(local)
-        if size != entry.size:
-            raise IntegrityError(
-                f"{label} has {size} bytes where the manifest says {entry.size}; the download "
-                "was discarded and the cache left unchanged."
-            )
-    if entry.sha256 is not None:
-        digest = sha256_file(local)
-        if digest != entry.sha256:
-            raise IntegrityError(
-                f"{label} has sha256 {digest} where the manifest says {entry.sha256}; the "
-                "download was discarded and the cache left unchanged."
-            )
-
-
-def verify_files(items: Sequence[tuple[str, FileEntry, str]], *, concurrency: int = 8) -> None:
-    """Verify ``(local, entry, label)`` items concurrently (hashing releases the GIL)."""
-    if len(items) <= 1:
-        for local, entry, label in items:
-            verify_file(local, entry, label=label)
-        return
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for _ in pool.map(lambda item: verify_file(item[0], item[1], label=item[2]), items):
-            pass

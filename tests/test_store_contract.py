@@ -14,7 +14,7 @@ from modelkit_assets.errors import (
     VersionExistsError,
     VersionNotFoundError,
 )
-from modelkit_assets.source import sha256_file
+from modelkit_assets.integrity import sha256_file
 
 
 def test_new_file_asset_then_fetch(store: AssetStore, manager: AssetsManager, sample_file: Path) -> None:

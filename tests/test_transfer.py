@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from modelkit_assets import AssetsManager, AssetStore, transfer
+from modelkit_assets import AssetsManager, AssetStore, integrity, transfer
 from modelkit_assets import store as store_module
 from modelkit_assets.backends import open_filesystem
 from modelkit_assets.errors import IntegrityError
@@ -190,5 +190,5 @@ def test_large_file_round_trip_in_many_parts(store: AssetStore, tmp_path: Path) 
     ranged = Tuning(part_size=5 * MIB, download_part_concurrency=2)
     transfer.download(store.fs, [(remote, str(back))], sizes=[source.stat().st_size], tuning=ranged)
     assert back.read_bytes() == source.read_bytes()
-    entry = FileEntry(source.stat().st_size, transfer.sha256_file(source))
-    transfer.verify_file(str(back), entry, label="big:0.0")
+    entry = FileEntry(source.stat().st_size, integrity.sha256_file(source))
+    integrity.verify_file(str(back), entry, label="big:0.0")

@@ -102,7 +102,7 @@ def _translate(err: errors.AssetsError, not_found: type[errors.AssetsError]) -> 
 
 
 @contextlib.contextmanager
-def _modelkit_errors(not_found: type[errors.AssetsError] = ObjectDoesNotExistError) -> Iterator[None]:
+def modelkit_errors(not_found: type[errors.AssetsError] = ObjectDoesNotExistError) -> Iterator[None]:
     """Re-raise modelkit-assets errors under modelkit's names (the cause is chained)."""
     try:
         yield

@@ -27,9 +27,9 @@ from modelkit_assets.compat.errors import (
     NoConfiguredProviderError,
     ObjectDoesNotExistError,
     StorageDriverError,
-    _modelkit_errors,
+    modelkit_errors,
 )
-from modelkit_assets.compat.remote import StorageProvider, _meta_dict
+from modelkit_assets.compat.remote import StorageProvider, meta_dict
 from modelkit_assets.compat.settings import AssetSpec, current_settings
 from modelkit_assets.layout import SUCCESS_NAME
 from modelkit_assets.manager import AssetsManager as _Manager
@@ -95,7 +95,7 @@ class AssetsManager:
     def _manager(self, system: str) -> _Manager:
         manager = self._managers.get(system)
         if manager is None:
-            store = self.storage_provider._store_for(system) if self.storage_provider else None
+            store = self.storage_provider.store_for(system) if self.storage_provider else None
             manager = _Manager(
                 store, self.assets_dir, timeout=self.timeout, versioning=system, settings=self._settings
             )
@@ -147,7 +147,7 @@ class AssetsManager:
         if spec.is_version_complete():
             return
         if self.storage_provider is not None:
-            with _modelkit_errors(not_found=ObjectDoesNotExistError):
+            with modelkit_errors(not_found=ObjectDoesNotExistError):
                 spec.version = self._manager(spec.versioning.system_name).resolve(
                     _Spec(spec.name, spec.version)
                 )
@@ -194,13 +194,13 @@ class AssetsManager:
             path = os.path.join(self.assets_dir, *spec.name.split("/"), spec.version)
             info = {"from_cache": True, "version": spec.version, "path": path}
         else:
-            with _modelkit_errors():
+            with modelkit_errors():
                 result = self._manager(spec.versioning.system_name).fetch_info(
                     _Spec(spec.name, spec.version, spec.sub_part), force=_force_download
                 )
             info = {"from_cache": result.from_cache, "version": result.version, "path": str(result.path)}
             if result.meta is not None:
-                info["meta"] = _meta_dict(result.meta)
+                info["meta"] = meta_dict(result.meta)
             return info  # the path is the sub-part's, checked (and repaired if damaged)
         if spec.sub_part:  # modelkit ignores the sub-part of a local path: we do not
             info["path"] = os.path.join(info["path"], *(p for p in spec.sub_part.split("/") if p))

@@ -14,7 +14,7 @@ from modelkit_assets.compat.errors import (
     AssetDoesNotExistError,
     NoConfiguredProviderError,
     UnknownDriverError,
-    _modelkit_errors,
+    modelkit_errors,
 )
 from modelkit_assets.compat.settings import current_settings
 from modelkit_assets.manifest import AssetMeta
@@ -38,7 +38,7 @@ class StoreDriver:
 _PROVIDERS = ("gcs", "s3", "az", "local")
 
 
-def _meta_dict(meta: AssetMeta) -> dict[str, Any]:
+def meta_dict(meta: AssetMeta) -> dict[str, Any]:
     """A ``.meta`` as modelkit returns it: the JSON object, ``push_date`` a datetime."""
     data: dict[str, Any] = {k: v for k, v in meta.to_dict().items() if v is not None}
     if not any(e.size is not None or e.sha256 is not None for e in meta.files.values()):
@@ -141,7 +141,7 @@ class StorageProvider:
                 f"client must be an fsspec filesystem, not {type(client).__name__}; pass credentials "
                 "as driver settings or through the SDK's environment variables instead."
             )
-        with _modelkit_errors():
+        with modelkit_errors():
             store = AssetStore(
                 url, options, versioning=settings.versioning, settings=settings, filesystem=client
             )
@@ -173,7 +173,7 @@ class StorageProvider:
     def __repr__(self) -> str:
         return f"StorageProvider({self.store.display_url!r})"
 
-    def _store_for(self, system: str) -> AssetStore:
+    def store_for(self, system: str) -> AssetStore:
         """The same store read with another versioning system."""
         if system == self.store.versioning.name:
             return self.store
@@ -198,7 +198,7 @@ class StorageProvider:
         ObjectDoesNotExistError
             If the asset has no version.
         """
-        with _modelkit_errors():
+        with modelkit_errors():
             return self.store.versions(name)
 
     def get_asset_meta(self, name: str, version: str) -> dict[str, Any]:
@@ -208,12 +208,12 @@ class StorageProvider:
         ------
         ObjectDoesNotExistError
         """
-        with _modelkit_errors():
-            return _meta_dict(self.store.meta(name, version))
+        with modelkit_errors():
+            return meta_dict(self.store.meta(name, version))
 
     def iterate_assets(self) -> Iterator[tuple[str, list[str]]]:
         """Every asset and its versions (latest first), sorted by name."""
-        with _modelkit_errors():
+        with modelkit_errors():
             yield from self.store.list()
 
     # -- publishing ----------------------------------------------------------------
@@ -225,8 +225,8 @@ class StorageProvider:
         AssetAlreadyExistsError
             If the asset exists (use ``update``), or a concurrent writer took the version.
         """
-        with _modelkit_errors(not_found=AssetDoesNotExistError):
-            store = self._store_for(_system_of(self.store, version))
+        with modelkit_errors(not_found=AssetDoesNotExistError):
+            store = self.store_for(_system_of(self.store, version))
             plan = store.plan_new(asset_path, name, version=version)
             if not dry_run:
                 store.publish(plan)
@@ -242,8 +242,8 @@ class StorageProvider:
         AssetAlreadyExistsError
             If the version exists: published versions are never overwritten.
         """
-        with _modelkit_errors(not_found=AssetDoesNotExistError):
-            store = self._store_for(_system_of(self.store, version))
+        with modelkit_errors(not_found=AssetDoesNotExistError):
+            store = self.store_for(_system_of(self.store, version))
             plan = store.plan_update(asset_path, _Spec(name), version=version)
             if not dry_run:
                 store.publish(plan)
@@ -251,8 +251,8 @@ class StorageProvider:
 
     def push(self, asset_path: str, name: str, version: str, dry_run: bool = False) -> str:
         """Publish ``version`` whether or not the asset exists yet."""
-        with _modelkit_errors():
-            exists = self._store_for(_system_of(self.store, version)).exists(name)
+        with modelkit_errors():
+            exists = self.store_for(_system_of(self.store, version)).exists(name)
         if exists:
             return self.update(asset_path, name, version, dry_run=dry_run)
         return self.new(asset_path, name, version, dry_run=dry_run)
@@ -269,15 +269,15 @@ class StorageProvider:
         ------
         ObjectDoesNotExistError, IntegrityError
         """
-        with _modelkit_errors():
-            store = self._store_for(_system_of(self.store, version))
+        with modelkit_errors():
+            store = self.store_for(_system_of(self.store, version))
             meta = store.meta(name, version)
             path = Path(destination).joinpath(*name.split("/"), version)
             path.parent.mkdir(parents=True, exist_ok=True)
             if meta.is_directory:
                 path.mkdir(exist_ok=True)
             store.download_version(meta, str(path))
-        return {"path": str(path), "meta": _meta_dict(meta)}
+        return {"path": str(path), "meta": meta_dict(meta)}
 
 
 def _is_filesystem(client: Any) -> bool:

@@ -10,9 +10,9 @@ from modelkit_assets.compat.errors import (
     InvalidAssetSpecError,
     InvalidNameError,
     InvalidVersionError,
-    _modelkit_errors,
+    modelkit_errors,
 )
-from modelkit_assets.compat.versioning import AssetsVersioningSystem, _versioning_class
+from modelkit_assets.compat.versioning import AssetsVersioningSystem, versioning_class
 from modelkit_assets.settings import Settings
 from modelkit_assets.spec import AssetSpec as _Spec
 from modelkit_assets.spec import check_name, check_relative_path
@@ -61,7 +61,7 @@ class AssetSpec:
     ) -> None:
         # read at each construction, as modelkit does (not once per process)
         system = versioning or current_settings().versioning
-        self.versioning = _versioning_class(system)()
+        self.versioning = versioning_class(system)()
         self.check_name_valid(name)
         self.name = name
         if version:
@@ -71,7 +71,7 @@ class AssetSpec:
         if sub_part is not None:
             # modelkit drops empty segments (a leading or trailing `/`)
             sub_part = sub_part.strip("/")
-            with _modelkit_errors():
+            with modelkit_errors():
                 check_relative_path(sub_part, what="sub-part")
         self.sub_part = sub_part
 
@@ -103,7 +103,7 @@ class AssetSpec:
                     "and `.`, and starts and ends with a letter or digit."
                 )
             return
-        with _modelkit_errors():
+        with modelkit_errors():
             check_name(name)
 
     @classmethod
@@ -140,7 +140,7 @@ class AssetSpec:
 
     def to_spec(self) -> _Spec:
         """The modelkit-assets ``AssetSpec``."""
-        with _modelkit_errors():
+        with modelkit_errors():
             return _Spec(self.name, self.version, self.sub_part)
 
     def __eq__(self, other: object) -> bool:

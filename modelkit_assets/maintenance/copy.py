@@ -33,8 +33,9 @@ from modelkit_assets.errors import (
     PublishConflictError,
     VersionExistsError,
 )
+from modelkit_assets.integrity import measure_object
 from modelkit_assets.localdisk import local_writes
-from modelkit_assets.maintenance.verify import VerifyReport, check_files, sha256_object
+from modelkit_assets.maintenance.verify import VerifyReport, check_files
 from modelkit_assets.manifest import AssetMeta, FileEntry
 from modelkit_assets.spec import AssetSpec
 from modelkit_assets.transfer import copy_objects, upload
@@ -91,7 +92,7 @@ def _pairs(store: AssetStore, meta: AssetMeta) -> list[tuple[str, str | None, Fi
     """(key, path inside the version, entry) of every file of a version."""
     if meta.is_directory:
         return [(store.layout.data(meta.name, meta.version, p), p, e) for p, e in meta.files.items()]
-    entry = next(iter(meta.files.values()), FileEntry(None, None))
+    entry = meta.file_entry
     return [(store.layout.data(meta.name, meta.version), None, entry)]
 
 
@@ -157,7 +158,7 @@ def copy_version(
                         upload(dst.fs, uploads, concurrency=dst.concurrency)
         report = VerifyReport()
         jobs = [(p, e, (t, e.size)) for t, p, e in targets]
-        check_files(jobs, lambda target: sha256_object(dst.fs, *target), "store", name, version, report)
+        check_files(jobs, lambda target: measure_object(dst.fs, *target), "store", name, version, report)
         if report.problems:
             raise IntegrityError(
                 f"The copy of {name}:{version} in {dst.display_url} does not match its manifest "

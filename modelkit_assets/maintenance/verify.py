@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 from modelkit_assets.backends import store_errors
 from modelkit_assets.cache import AssetCache
 from modelkit_assets.errors import AssetNotFoundError, InvalidMetaError
+from modelkit_assets.integrity import measure_local, measure_object, mismatches
 from modelkit_assets.layout import SUCCESS_NAME
-from modelkit_assets.manifest import AssetMeta, FileEntry, sha256_stream
+from modelkit_assets.manifest import AssetMeta, FileEntry
 
 if TYPE_CHECKING:
-    from fsspec import AbstractFileSystem
 
     from modelkit_assets.store import AssetStore
 
@@ -82,51 +82,12 @@ class VerifyReport:
         }
 
 
-def sha256_local(path: str) -> tuple[int, str]:
-    """(size, sha256) of a local file, streamed, without touching its access time."""
-    flags = os.O_RDONLY | getattr(os, "O_NOATIME", 0)
-    try:
-        fd = os.open(path, flags)
-    except PermissionError:  # O_NOATIME needs to own the file
-        fd = os.open(path, os.O_RDONLY)
-    with os.fdopen(fd, "rb") as handle:
-        return sha256_stream(handle)
-
-
-def sha256_object(fs: AbstractFileSystem, key: str, limit: int | None = None) -> tuple[int, str | None]:
-    """(size, sha256) of a stored object, streamed in ``HASH_CHUNK`` reads.
-
-    An object larger than ``limit`` (its manifest size) is not read at all, and its
-    sha256 is ``None``: its size already condemns it, and it may be huge.
-    """
-    with fs.open(key, "rb") as handle:
-        size = getattr(handle, "size", None)
-        if limit is not None and isinstance(size, int) and size > limit:
-            return size, None
-        return sha256_stream(handle)
-
-
 def compare(
     where: str, name: str, version: str, path: str | None, entry: FileEntry, size: int, sha256: str | None
 ) -> list[Problem]:
     """Problems of one file whose ``size`` and ``sha256`` (``None``: not read) were measured."""
-    found: list[Problem] = []
-    if entry.size is not None and size != entry.size:
-        found.append(
-            Problem(where, name, version, path, "size", f"{size} bytes where the manifest says {entry.size}")
-        )
-    if entry.sha256 is not None and sha256 is not None and sha256 != entry.sha256:
-        found.append(
-            Problem(
-                where,
-                name,
-                version,
-                path,
-                "sha256",
-                f"sha256 {sha256} where the manifest says {entry.sha256}",
-            )
-        )
-    return found
+    found = mismatches(entry, size, sha256)
+    return [Problem(where, name, version, path, kind, detail) for kind, detail in found]
 
 
 def check_files(
@@ -222,9 +183,9 @@ def verify_cached(
                         Problem("cache", name, version, rel, "unexpected", "not in the manifest")
                     )
     else:
-        entry = next(iter(meta.files.values()), FileEntry(None, None))
+        entry = meta.file_entry
         jobs = [(None, entry, str(root))]
-    check_files(jobs, sha256_local, "cache", name, version, report)
+    check_files(jobs, measure_local, "cache", name, version, report)
 
 
 def verify_stored(store: AssetStore, name: str, version: str, report: VerifyReport) -> None:
@@ -256,9 +217,9 @@ def verify_stored(store: AssetStore, name: str, version: str, report: VerifyRepo
                         Problem("store", name, version, inner, "unexpected", "not in the manifest")
                     )
         else:
-            entry = next(iter(meta.files.values()), FileEntry(None, None))
+            entry = meta.file_entry
             jobs = [(None, entry, (layout.data(name, version), entry.size))]
-        check_files(jobs, lambda target: sha256_object(fs, *target), "store", name, version, report)
+        check_files(jobs, lambda target: measure_object(fs, *target), "store", name, version, report)
 
 
 def verify(

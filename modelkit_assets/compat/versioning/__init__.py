@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from modelkit_assets.compat.errors import _modelkit_errors
+from modelkit_assets.compat.errors import modelkit_errors
 from modelkit_assets.compat.versioning.major_minor import MajorMinorAssetsVersioningSystem
 from modelkit_assets.compat.versioning.simple_date import SimpleDateAssetsVersioningSystem
 from modelkit_assets.compat.versioning.versioning import AssetsVersioningSystem
@@ -20,12 +20,12 @@ _SYSTEMS: dict[str, type[AssetsVersioningSystem]] = {
 
 
 @cache
-def _versioning_class(name: str) -> type[AssetsVersioningSystem]:
+def versioning_class(name: str) -> type[AssetsVersioningSystem]:
     """modelkit's class for a system, including third-party (entry point) systems."""
     found = _SYSTEMS.get(name)
     if found is not None:
         return found
-    with _modelkit_errors():
+    with modelkit_errors():
         get_versioning(name)  # unknown names fail here, with the list of known ones
     return type(f"{name}AssetsVersioningSystem", (AssetsVersioningSystem,), {"system_name": name})
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from modelkit_assets import errors
 from modelkit_assets.compat.errors import (
     MajorVersionDoesNotExistError,
-    _modelkit_errors,
+    modelkit_errors,
 )
 from modelkit_assets.versioning import VersioningSystem, get_versioning
 
@@ -24,7 +24,7 @@ class AssetsVersioningSystem:
     @classmethod
     def system(cls) -> VersioningSystem:
         """The modelkit-assets system doing the work."""
-        with _modelkit_errors():
+        with modelkit_errors():
             return get_versioning(cls.system_name)
 
     @classmethod
@@ -34,7 +34,7 @@ class AssetsVersioningSystem:
     @classmethod
     def check_version_valid(cls, version: str) -> None:
         """Raise ``InvalidVersionError`` unless ``version`` is a (partial) version."""
-        with _modelkit_errors():
+        with modelkit_errors():
             cls.system().check(version)
 
     @classmethod
@@ -43,14 +43,14 @@ class AssetsVersioningSystem:
         without partial versions) says yes to anything."""
         if not cls.system_name:
             return True
-        with _modelkit_errors():
+        with modelkit_errors():
             return cls.system().is_complete(version)
 
     @classmethod
     def sort_versions(cls, version_list: Iterable[str]) -> list[str]:
         """Latest first; an invalid version raises ``InvalidVersionError`` (as modelkit)."""
         system = cls.system()
-        with _modelkit_errors():
+        with modelkit_errors():
             return sorted(version_list, key=system.sort_key, reverse=True)
 
     @classmethod
@@ -60,7 +60,7 @@ class AssetsVersioningSystem:
         """The version ``update`` publishes after ``version_list``."""
         params = params or {}
         major = params.get("major")
-        with _modelkit_errors(not_found=MajorVersionDoesNotExistError):
+        with modelkit_errors(not_found=MajorVersionDoesNotExistError):
             return cls.system().next(
                 version_list or [],
                 major=str(major) if major is not None else None,

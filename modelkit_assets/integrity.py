@@ -1,0 +1,111 @@
+"""Integrity: the one place bytes are hashed and compared with a manifest (G4).
+
+Publishing hashes its source here, a fetch verifies what it downloaded here before
+anything is installed, and ``verify`` measures cached files and stored objects here and
+reports each difference in the same words::
+
+    measure_local(path) / measure_object(fs, key)  ->  (size, sha256)
+    mismatches(entry, size, sha256)                ->  [("size" | "sha256", what differs)]
+    verify_file(s)(local, entry, label)            ->  raises IntegrityError on the first
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, BinaryIO
+
+from modelkit_assets.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+    from modelkit_assets.manifest import FileEntry
+
+#: bytes per read while hashing (a file is never read whole into memory)
+HASH_CHUNK = 1024 * 1024
+
+
+def sha256_stream(handle: BinaryIO) -> tuple[int, str]:
+    """(size, sha256) of what ``handle`` reads, in ``HASH_CHUNK`` reads."""
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := handle.read(HASH_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def measure_local(path: str | os.PathLike[str]) -> tuple[int, str]:
+    """(size, sha256) of a local file, streamed, without touching its access time."""
+    flags = os.O_RDONLY | getattr(os, "O_NOATIME", 0)
+    try:
+        fd = os.open(path, flags)
+    except PermissionError:  # O_NOATIME needs to own the file
+        fd = os.open(path, os.O_RDONLY)
+    with os.fdopen(fd, "rb") as handle:
+        return sha256_stream(handle)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a local file."""
+    return measure_local(path)[1]
+
+
+def measure_object(fs: AbstractFileSystem, key: str, limit: int | None = None) -> tuple[int, str | None]:
+    """(size, sha256) of a stored object, streamed in ``HASH_CHUNK`` reads.
+
+    An object larger than ``limit`` (its manifest size) is not read at all, and its
+    sha256 is ``None``: its size already condemns it, and it may be huge.
+    """
+    with fs.open(key, "rb") as handle:
+        size = getattr(handle, "size", None)
+        if limit is not None and isinstance(size, int) and size > limit:
+            return size, None
+        return sha256_stream(handle)
+
+
+def mismatches(entry: FileEntry, size: int, sha256: str | None) -> list[tuple[str, str]]:
+    """How a file measured at ``size`` bytes and ``sha256`` (``None``: not read) differs
+    from its manifest ``entry``: ``(kind, what was found)`` pairs, empty when it matches.
+    What the manifest does not record (modelkit-made entries) is not compared."""
+    found = []
+    if entry.size is not None and size != entry.size:
+        found.append(("size", f"{size} bytes where the manifest says {entry.size}"))
+    if entry.sha256 is not None and sha256 is not None and sha256 != entry.sha256:
+        found.append(("sha256", f"sha256 {sha256} where the manifest says {entry.sha256}"))
+    return found
+
+
+def verify_file(local: str, entry: FileEntry, *, label: str) -> None:
+    """Check a downloaded file against its manifest entry: the size first (a ``stat``),
+    then the sha256.
+
+    Raises
+    ------
+    IntegrityError
+        Naming the file, what was expected and what was found.
+    """
+    if not os.path.isfile(local):
+        raise IntegrityError(f"{label} is missing from the store's copy; the download was discarded.")
+    size = os.path.getsize(local)
+    found = mismatches(entry, size, None)
+    if not found and entry.sha256 is not None:
+        found = mismatches(entry, size, sha256_file(local))
+    if found:
+        raise IntegrityError(
+            f"{label} has {found[0][1]}; the download was discarded and the cache left unchanged."
+        )
+
+
+def verify_files(items: Sequence[tuple[str, FileEntry, str]], *, concurrency: int = 8) -> None:
+    """Verify ``(local, entry, label)`` items concurrently (hashing releases the GIL)."""
+    if len(items) <= 1:
+        for local, entry, label in items:
+            verify_file(local, entry, label=label)
+        return
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for _ in pool.map(lambda item: verify_file(item[0], item[1], label=item[2]), items):
+            pass
