@@ -39,6 +39,7 @@ from modelkit_assets.backends import (
 from modelkit_assets.errors import ConfigurationError, OfflineError
 from modelkit_assets.layout import RemoteLayout
 from modelkit_assets.retry import RetryPolicy
+from modelkit_assets.settings import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_RETRY_DEADLINE_S
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -69,11 +70,11 @@ class Remote:
         url: str | os.PathLike[str],
         storage_options: Mapping[str, Any] | None = None,
         *,
-        pool_size: int = 32,
+        pool_size: int = DEFAULT_CONCURRENCY,
         filesystem: AbstractFileSystem | None = None,
         retry: RetryPolicy | None = None,
-        attempts: int = 5,
-        deadline_s: float = 120.0,
+        attempts: int = DEFAULT_RETRIES,
+        deadline_s: float = DEFAULT_RETRY_DEADLINE_S,
         offline: bool = False,
         options_origin: str | None = None,
     ) -> None:

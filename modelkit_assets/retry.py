@@ -38,14 +38,16 @@ from modelkit_assets.errors import (
     StorePermissionError,
 )
 from modelkit_assets.localdisk import is_disk_error
+from modelkit_assets.settings import (
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_BASE_DELAY_S,
+    DEFAULT_RETRY_DEADLINE_S,
+    DEFAULT_RETRY_MAX_DELAY_S,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEFAULT_ATTEMPTS = 5
-DEFAULT_BASE_DELAY_S = 0.1
-DEFAULT_MAX_DELAY_S = 5.0
-DEFAULT_DEADLINE_S = 120.0
 
 
 def is_transient(err: BaseException, *, transfer: bool = False) -> bool:
@@ -95,10 +97,10 @@ class RetryPolicy:
         Seeds the jitter (tests); ``None`` draws from the system.
     """
 
-    attempts: int = DEFAULT_ATTEMPTS
-    base_delay_s: float = DEFAULT_BASE_DELAY_S
-    max_delay_s: float = DEFAULT_MAX_DELAY_S
-    deadline_s: float = DEFAULT_DEADLINE_S
+    attempts: int = DEFAULT_RETRIES
+    base_delay_s: float = DEFAULT_RETRY_BASE_DELAY_S
+    max_delay_s: float = DEFAULT_RETRY_MAX_DELAY_S
+    deadline_s: float = DEFAULT_RETRY_DEADLINE_S
     seed: int | None = None
 
     def __post_init__(self) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +36,13 @@ DEFAULT_CONCURRENCY = 32
 DEFAULT_CLAIM_TTL_S = 6 * 3600.0
 DEFAULT_RETRIES = 5
 DEFAULT_RETRY_DEADLINE_S = 120.0
+#: retry backoff: the first delay and the cap (full jitter below them)
+DEFAULT_RETRY_BASE_DELAY_S = 0.1
+DEFAULT_RETRY_MAX_DELAY_S = 5.0
+#: transfers: part size and parts in flight per file, bytes all running jobs may hold
+DEFAULT_PART_SIZE = 8 * 2**20
+DEFAULT_PART_CONCURRENCY = 8
+DEFAULT_MEMORY_BUDGET = 128 * 2**20
 NO_STORE = "none"
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -82,24 +89,35 @@ def _modelkit_store(env: Mapping[str, str]) -> tuple[str | None, dict[str, Any]]
             f"MODELKIT_STORAGE_PROVIDER={provider} needs MODELKIT_STORAGE_BUCKET (the bucket, "
             "container or local folder)."
         )
-    return modelkit_provider_store(provider, bucket, prefix, env)
+    return modelkit_provider_store(
+        provider,
+        bucket,
+        prefix,
+        s3_endpoint=env.get("S3_ENDPOINT"),
+        azure_connection_string=env.get("AZURE_STORAGE_CONNECTION_STRING"),
+    )
 
 
 def modelkit_provider_store(
-    provider: str, bucket: str, prefix: str, env: Mapping[str, str]
+    provider: str,
+    bucket: str,
+    prefix: str,
+    *,
+    s3_endpoint: str | None = None,
+    azure_connection_string: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The store URL and options of modelkit's ``provider`` (``s3``, ``gcs``, ``az``,
-    ``local``) for ``bucket`` and ``prefix``; ``env`` gives the endpoint variables."""
+    ``local``) for ``bucket`` and ``prefix``, with modelkit's endpoint settings."""
     options: dict[str, Any] = {}
     if provider == "s3":
-        if env.get("S3_ENDPOINT"):
-            options["endpoint_url"] = env["S3_ENDPOINT"]
+        if s3_endpoint:
+            options["endpoint_url"] = s3_endpoint
         return f"s3://{bucket}/{prefix}", options
     if provider == "gcs":
         return f"gs://{bucket}/{prefix}", options
     if provider == "az":
-        if env.get("AZURE_STORAGE_CONNECTION_STRING"):
-            options["connection_string"] = env["AZURE_STORAGE_CONNECTION_STRING"]
+        if azure_connection_string:
+            options["connection_string"] = azure_connection_string
         return f"az://{bucket}/{prefix}", options
     if provider == "local":
         return Path(bucket, prefix).resolve().as_uri(), options
@@ -195,3 +213,53 @@ def gcsfs_experimental_requested() -> bool:
     """Whether ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT`` (gcsfs's own variable) is set to true:
     only then do gs:// stores use gcsfs's experimental filesystem class (backends/gcs.py)."""
     return os.environ.get("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "").strip().lower() in ("true", "1")
+
+
+#: set to 1 for tracebacks instead of one-line errors (the CLI)
+DEBUG_VARIABLE = "MODELKIT_ASSETS_DEBUG"
+
+
+def debug_enabled() -> bool:
+    """Whether the user asked for tracebacks (``MODELKIT_ASSETS_DEBUG=1``), read each time."""
+    return _flag(os.environ.get(DEBUG_VARIABLE))
+
+
+def read_settings(*, ignore: Collection[str] = ()) -> Settings:
+    """The settings as the environment says now (not the process-wide copy), without the
+    variables in ``ignore``: modelkit's API reads the environment at each construction."""
+    return Settings.from_env({k: v for k, v in os.environ.items() if k not in ignore})
+
+
+@dataclass(frozen=True)
+class ModelkitEnvironment:
+    """The variables modelkit 0.1.3 reads itself, beyond those ``Settings`` maps, for
+    ``modelkit_assets.compat`` (empty strings read as unset)."""
+
+    provider: str | None
+    bucket: str | None
+    prefix: str | None
+    s3_endpoint: str | None
+    azure_connection_string: str | None
+    timeout_s: str | None
+    assets_dir: str | None
+    aws_kms_key_id: str | None
+    storage_emulator_host: str | None
+
+    @classmethod
+    def read(cls) -> ModelkitEnvironment:
+        """The variables as they are now."""
+
+        def get(key: str) -> str | None:
+            return os.environ.get(key) or None
+
+        return cls(
+            provider=get("MODELKIT_STORAGE_PROVIDER"),
+            bucket=get("MODELKIT_STORAGE_BUCKET"),
+            prefix=get("MODELKIT_STORAGE_PREFIX"),
+            s3_endpoint=get("S3_ENDPOINT"),
+            azure_connection_string=get("AZURE_STORAGE_CONNECTION_STRING"),
+            timeout_s=get("MODELKIT_STORAGE_TIMEOUT_S"),
+            assets_dir=get("MODELKIT_ASSETS_DIR"),
+            aws_kms_key_id=get("AWS_KMS_KEY_ID"),
+            storage_emulator_host=get("STORAGE_EMULATOR_HOST"),
+        )

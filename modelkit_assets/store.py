@@ -50,6 +50,7 @@ from modelkit_assets.layout import META_SUFFIX, VERSIONS_SUFFIX, RemoteLayout, c
 from modelkit_assets.manifest import AssetMeta
 from modelkit_assets.remote import Remote
 from modelkit_assets.retry import RetryPolicy
+from modelkit_assets.settings import DEFAULT_CLAIM_TTL_S
 from modelkit_assets.source import Source, scan_source
 from modelkit_assets.spec import AssetSpec, check_name
 from modelkit_assets.transfer import copy_objects, download, unchanged_files, upload
@@ -158,7 +159,7 @@ class AssetStore:
         self.claims = Claims(
             self.remote,
             self.versioning,
-            claim_ttl_s or (settings.claim_ttl_s if settings else 6 * 3600.0),
+            claim_ttl_s or (settings.claim_ttl_s if settings else DEFAULT_CLAIM_TTL_S),
         )
 
     @classmethod

@@ -38,15 +38,17 @@ from modelkit_assets.backends import backend_for
 from modelkit_assets.errors import IntegrityError
 from modelkit_assets.manifest import FileEntry
 from modelkit_assets.retry import RetryPolicy
+from modelkit_assets.settings import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MEMORY_BUDGET,
+    DEFAULT_PART_CONCURRENCY,
+    DEFAULT_PART_SIZE,
+)
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
     from fsspec.callbacks import Callback
 
-DEFAULT_CONCURRENCY = 32
-PART_SIZE = 8 * 2**20
-PART_CONCURRENCY = 8
-MEMORY_BUDGET = 128 * 2**20
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,9 @@ class Tuning:
     """
 
     concurrency: int = DEFAULT_CONCURRENCY
-    part_size: int = PART_SIZE
-    part_concurrency: int = PART_CONCURRENCY
-    memory_budget: int = MEMORY_BUDGET
+    part_size: int = DEFAULT_PART_SIZE
+    part_concurrency: int = DEFAULT_PART_CONCURRENCY
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
     download_part_concurrency: int = 1
 
     def __post_init__(self) -> None:

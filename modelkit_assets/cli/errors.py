@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import errno
 import functools
-import os
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
 
 from modelkit_assets.errors import AssetsError
+from modelkit_assets.settings import DEBUG_VARIABLE, debug_enabled
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-DEBUG_VARIABLE = "MODELKIT_ASSETS_DEBUG"
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -75,11 +74,6 @@ def describe(err: BaseException) -> str:
             # one line, whatever the message holds
             return " ".join(text.split()) or type(err).__name__
     return _unexpected(err)
-
-
-def debug_enabled() -> bool:
-    """Whether the user asked for tracebacks (``MODELKIT_ASSETS_DEBUG=1``)."""
-    return os.environ.get(DEBUG_VARIABLE, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def reported(command: Callable[P, R]) -> Callable[P, R]:

@@ -33,6 +33,7 @@ from modelkit_assets.compat.remote import StorageProvider, meta_dict
 from modelkit_assets.compat.settings import AssetSpec, current_settings
 from modelkit_assets.layout import SUCCESS_NAME
 from modelkit_assets.manager import AssetsManager as _Manager
+from modelkit_assets.settings import ModelkitEnvironment
 from modelkit_assets.spec import AssetSpec as _Spec
 
 
@@ -73,7 +74,7 @@ class AssetsManager:
         storage_provider: StorageProvider | None = None,
     ) -> None:
         settings = current_settings()
-        self.assets_dir = str(assets_dir or os.environ.get("MODELKIT_ASSETS_DIR") or os.getcwd())
+        self.assets_dir = str(assets_dir or ModelkitEnvironment.read().assets_dir or os.getcwd())
         if not os.path.isdir(self.assets_dir):
             raise FileNotFoundError(f"Assets directory {self.assets_dir} does not exist; create it first.")
         self.timeout = int(timeout or settings.timeout_s)

@@ -18,7 +18,7 @@ from modelkit_assets.compat.errors import (
 )
 from modelkit_assets.compat.settings import current_settings
 from modelkit_assets.manifest import AssetMeta
-from modelkit_assets.settings import Settings, modelkit_provider_store
+from modelkit_assets.settings import ModelkitEnvironment, Settings, modelkit_provider_store
 from modelkit_assets.spec import AssetSpec as _Spec
 from modelkit_assets.store import AssetStore
 
@@ -94,16 +94,16 @@ class StorageProvider:
         **driver_settings: Any,
     ) -> None:
         settings = current_settings()
-        env = os.environ
-        provider = provider or env.get("MODELKIT_STORAGE_PROVIDER")
-        prefix = prefix or env.get("MODELKIT_STORAGE_PREFIX") or "modelkit-assets"
+        env = ModelkitEnvironment.read()
+        provider = provider or env.provider
+        prefix = prefix or env.prefix or "modelkit-assets"
         options: dict[str, Any] = {}
         if provider:
             if provider not in _PROVIDERS:
                 raise UnknownDriverError(
                     f"Unknown storage provider {provider!r}: use one of {', '.join(_PROVIDERS)}."
                 )
-            bucket = driver_settings.get("bucket") or env.get("MODELKIT_STORAGE_BUCKET")
+            bucket = driver_settings.get("bucket") or env.bucket
             if not bucket:
                 raise errors.ConfigurationError(
                     f"The {provider} storage provider needs a bucket: pass bucket= or set "
@@ -114,16 +114,15 @@ class StorageProvider:
                     f"The local storage bucket {bucket} is not a folder; create it or fix "
                     "MODELKIT_STORAGE_BUCKET."
                 )
-            modelkit_env = {
-                "MODELKIT_STORAGE_PROVIDER": provider,
-                "MODELKIT_STORAGE_BUCKET": str(bucket),
-                "MODELKIT_STORAGE_PREFIX": prefix,
-                "S3_ENDPOINT": driver_settings.get("s3_endpoint") or env.get("S3_ENDPOINT") or "",
-                "AZURE_STORAGE_CONNECTION_STRING": driver_settings.get("connection_string")
-                or env.get("AZURE_STORAGE_CONNECTION_STRING")
-                or "",
-            }
-            url, options = modelkit_provider_store(provider, str(bucket), prefix, modelkit_env)
+            url, options = modelkit_provider_store(
+                provider,
+                str(bucket),
+                prefix,
+                s3_endpoint=driver_settings.get("s3_endpoint") or env.s3_endpoint,
+                azure_connection_string=(
+                    driver_settings.get("connection_string") or env.azure_connection_string
+                ),
+            )
             options.update(_driver_options(provider, driver_settings))
             if provider == "gcs" and client is None and "token" not in options:
                 _check_gcs_credentials()
@@ -157,7 +156,7 @@ class StorageProvider:
     ) -> None:
         self.store = store
         self.prefix = prefix
-        self.timeout = int(timeout_s or os.environ.get("MODELKIT_STORAGE_TIMEOUT_S") or 300)
+        self.timeout = int(timeout_s or ModelkitEnvironment.read().timeout_s or 300)
         self.force_download = bool(force_download) or settings.force_download
 
     @classmethod
@@ -300,7 +299,7 @@ def _driver_options(provider: str, settings: dict[str, Any]) -> dict[str, Any]:
                 options[ours] = settings[theirs]
         if settings.get("aws_default_region"):
             options["client_kwargs"] = {"region_name": settings["aws_default_region"]}
-        kms = settings.get("aws_kms_key_id") or os.environ.get("AWS_KMS_KEY_ID")
+        kms = settings.get("aws_kms_key_id") or ModelkitEnvironment.read().aws_kms_key_id
         if kms:
             options["s3_additional_kwargs"] = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms}
     elif provider == "gcs" and settings.get("service_account_path"):
@@ -335,7 +334,7 @@ def _check_gcs_credentials() -> None:
     ------
     google.auth.exceptions.DefaultCredentialsError
     """
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
+    if ModelkitEnvironment.read().storage_emulator_host:
         return
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError

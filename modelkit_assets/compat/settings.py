@@ -13,7 +13,7 @@ from modelkit_assets.compat.errors import (
     modelkit_errors,
 )
 from modelkit_assets.compat.versioning import AssetsVersioningSystem, versioning_class
-from modelkit_assets.settings import Settings
+from modelkit_assets.settings import Settings, read_settings
 from modelkit_assets.spec import AssetSpec as _Spec
 from modelkit_assets.spec import check_name, check_relative_path
 
@@ -32,7 +32,7 @@ def current_settings() -> Settings:
     """The settings as the environment says now: modelkit reads it at each construction,
     not once per process. Its ``MODELKIT_STORAGE_PROVIDER`` is left to ``StorageProvider``,
     which raises modelkit's errors for it."""
-    return Settings.from_env({k: v for k, v in os.environ.items() if k != "MODELKIT_STORAGE_PROVIDER"})
+    return read_settings(ignore={"MODELKIT_STORAGE_PROVIDER"})
 
 
 def is_local_path(name: str) -> bool:
