@@ -98,6 +98,10 @@ def test_16_concurrent_new_exactly_one_wins(shared_store: Store, tmp_path: Path)
     url, options = shared_store
     writers = scale(shared_store, 16, 6)
     sources = [make_source(tmp_path / f"src{i}", f"writer {i}") for i in range(writers)]
+    for source in sources:
+        # hashed before the claim: every writer is still busy when the last one starts,
+        # even on a local disk where a losing claim answers in microseconds
+        (source / "own" / "weights.bin").write_bytes(os.urandom(8 * 2**20))
     jobs = [job(shared_store, action="new", name="fresh", path=str(s)) for s in sources]
     results = run_all(jobs, tmp_path / "go")
 

@@ -53,6 +53,18 @@ def _staged_bytes(assets: Path) -> int:
     )
 
 
+def _settled_bytes(assets: Path, timeout_s: float = 60.0) -> int:
+    """The staged bytes once they stop growing: a frozen fetcher's other download threads
+    finish their files (and then block too) after the first one froze."""
+    deadline = time.monotonic() + timeout_s
+    last = -1
+    while (now := _staged_bytes(assets)) != last:
+        assert time.monotonic() < deadline, "the staging area never stopped growing"
+        last = now
+        time.sleep(0.3)
+    return now
+
+
 def _cli(assets: Path, *args: str) -> Result:
     return CliRunner().invoke(app, list(args), env={"MODELKIT_ASSETS_DIR": str(assets)})
 
@@ -90,10 +102,11 @@ def test_a_killed_fetch_is_counted_and_reclaimed_a_running_one_is_kept(
     )
     try:
         _wait(ready, proc)
+        staged = _settled_bytes(assets)
         # running (frozen with the lock held): counted, but prune keeps it
         (live,) = scan_leftovers(assets)
         assert (live.kind, live.key, live.version) == ("staging", "crash__fetched", "0.0")
-        assert live.size == _staged_bytes(assets) >= 3 * SIZE
+        assert live.size == staged >= 3 * SIZE
         result = prune(assets, PrunePolicy(keep_newest=0), MajorMinor())
         assert result.leftovers_removed == []
         assert [(x.path, why) for x, why in result.leftovers_kept] == [
