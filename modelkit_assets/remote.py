@@ -196,7 +196,7 @@ class Remote:
 
         def check() -> bool:
             self.fs.invalidate_cache(key)
-            return bool(self.fs.exists(key))
+            return backend_for(self.fs).object_exists(self.fs, key)
 
         return self.request(action, check)
 

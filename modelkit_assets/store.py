@@ -475,10 +475,10 @@ class AssetStore:
                 )
             candidate = self.versioning.initial(committed)
         else:
-            committed = self._committed(self._listing(name))
-            candidate = self.versioning.next(
-                committed or list(plan.existing), major=plan.major, bump_major=plan.bump_major
-            )
+            # the plan's listing, not a new one: a version committed since then is found by
+            # the claim protocol (its claim or its meta), which then tries the next version
+            committed = list(plan.existing)
+            candidate = self.versioning.next(committed, major=plan.major, bump_major=plan.bump_major)
         if plan.pinned:
             claim = self.claims.claim_pinned(name, plan.version, committed, writer)
         else:
@@ -510,7 +510,8 @@ class AssetStore:
             self.claims.withdraw(name, claim, new_claim)
             raise
         self._commit(meta)
-        self.refresh_index(name)
+        # what this writer knows is committed: the listing it planned on, and its version
+        self.refresh_index(name, known=self.versioning.sort([*committed, claim.version]))
         return meta
 
     def _upload_data(
@@ -579,16 +580,18 @@ class AssetStore:
                     "the next version."
                 ) from None
 
-    def refresh_index(self, name: str) -> list[str]:
+    def refresh_index(self, name: str, *, known: list[str] | None = None) -> list[str]:
         """Rewrite ``{name}.versions`` from the committed metas until it is stable.
 
         Concurrent writers each re-check after writing, so the last write always holds
-        every committed version.
+        every committed version. ``known`` (the versions a publisher knows are committed)
+        is written first instead of listing: the check after the write corrects it.
         """
         key = self.layout.versions_index(name)
         versions: list[str] = []
         for _ in range(10):
-            versions = self._committed(self._listing(name))
+            versions = known if known is not None else self._committed(self._listing(name))
+            known = None
             data = json.dumps({"versions": versions}).encode()
             self.remote.replace(key, data, f"update the index of {name}")
             if self._committed(self._listing(name)) == versions:

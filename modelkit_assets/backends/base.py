@@ -154,6 +154,10 @@ class Backend:
         """Create ``path``'s parent folder where the backend has real folders."""
         self.ensure_folder(fs, path.rstrip("/").rsplit("/", 1)[0])
 
+    def object_exists(self, fs: AbstractFileSystem, key: str) -> bool:
+        """Whether the object (not a folder) ``key`` exists."""
+        return bool(fs.exists(key))
+
     def bucket_exists(self, fs: AbstractFileSystem, bucket: str) -> bool | None:
         """Whether ``bucket`` exists, in one request that tells a missing bucket apart
         (``None``: the backend has no buckets). ``FileNotFoundError`` means missing."""

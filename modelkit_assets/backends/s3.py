@@ -59,6 +59,16 @@ class S3Backend(CloudBackend):
         if "retries" not in options:
             fs.retries = 2
 
+    def object_exists(self, fs: AbstractFileSystem, key: str) -> bool:
+        """One HEAD: s3fs's ``exists`` follows a missing key with a listing of it as a
+        folder (a second request, on the common path of a commit check)."""
+        bucket, path, _ = fs.split_path(key)
+        try:
+            fs.call_s3("head_object", Bucket=bucket, Key=path)
+        except FileNotFoundError:
+            return False
+        return True
+
     def bucket_exists(self, fs: AbstractFileSystem, bucket: str) -> bool | None:
         # s3fs's own exists answers False when refused: ask the bucket itself
         fs.call_s3("list_objects_v2", Bucket=bucket, MaxKeys=1)
