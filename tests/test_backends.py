@@ -3,6 +3,10 @@ create (G1) and listings that are never stale."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -109,3 +113,39 @@ def test_list_of_500_assets_reads_concurrently(
     assert all(versions == ["0.0"] for versions in listed.values())
     assert len(calls) == 1 + 5 + 500  # the root, each team folder, each asset: never more
     assert peak > 4, f"at most {peak} listings in flight: list is not concurrent"
+
+
+GCS_DEFAULT_CLASS = """
+import json, os, sys, time
+import gcsfs
+from modelkit_assets import AssetStore, AssetsManager
+url, options, source, assets = json.loads(sys.argv[1])
+registered = gcsfs.GCSFileSystem.__name__  # what gcsfs registers for gs:// by default
+started = time.monotonic()
+store = AssetStore(url, options)
+store.new(source, "g/model")
+path = AssetsManager(store, assets).fetch("g/model:0.0")
+print(json.dumps({"registered": registered, "used": type(store.fs).__name__,
+                  "seconds": time.monotonic() - started, "data": open(path).read()}))
+"""
+
+
+@pytest.mark.cloud
+def test_gcs_without_gcsfs_experimental_variable_uses_the_plain_class(
+    gcs_store_factory: object, tmp_path: Path
+) -> None:
+    """With GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT unset (gcsfs then registers its experimental
+    class, whose first request is a gRPC bucket-type lookup), gs:// stores open gcsfs's plain
+    class, and nothing writes the variable."""
+    url, options = gcs_store_factory()  # type: ignore[operator]
+    source = tmp_path / "weights.txt"
+    source.write_text("w")
+    env = {k: v for k, v in os.environ.items() if k != "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"}
+    job = json.dumps([url, options, str(source), str(tmp_path / "assets")])
+    argv = [sys.executable, "-c", GCS_DEFAULT_CLASS, job]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["registered"] == "ExtendedGcsFileSystem"
+    assert report["used"] == "GCSFileSystem" and report["data"] == "w"
+    assert report["seconds"] < 30
