@@ -43,6 +43,8 @@ DEFAULT_RETRY_MAX_DELAY_S = 5.0
 DEFAULT_PART_SIZE = 8 * 2**20
 DEFAULT_PART_CONCURRENCY = 8
 DEFAULT_MEMORY_BUDGET = 128 * 2**20
+#: ranged GETs of one file in flight: 1 streams each download in one request (transfer.py)
+DEFAULT_DOWNLOAD_PART_CONCURRENCY = 1
 NO_STORE = "none"
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -228,6 +230,10 @@ def read_settings(*, ignore: Collection[str] = ()) -> Settings:
     """The settings as the environment says now (not the process-wide copy), without the
     variables in ``ignore``: modelkit's API reads the environment at each construction."""
     return Settings.from_env({k: v for k, v in os.environ.items() if k not in ignore})
+
+
+#: modelkit 0.1.3's ``MODELKIT_STORAGE_TIMEOUT_S`` when unset (its remote's ``timeout``)
+MODELKIT_DEFAULT_STORAGE_TIMEOUT_S = 300
 
 
 @dataclass(frozen=True)

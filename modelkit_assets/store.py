@@ -50,7 +50,12 @@ from modelkit_assets.layout import META_SUFFIX, VERSIONS_SUFFIX, RemoteLayout, c
 from modelkit_assets.manifest import AssetMeta
 from modelkit_assets.remote import Remote
 from modelkit_assets.retry import RetryPolicy
-from modelkit_assets.settings import DEFAULT_CLAIM_TTL_S
+from modelkit_assets.settings import (
+    DEFAULT_CLAIM_TTL_S,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_DEADLINE_S,
+)
 from modelkit_assets.source import Source, scan_source
 from modelkit_assets.spec import AssetSpec, check_name
 from modelkit_assets.transfer import copy_objects, download, unchanged_files, upload
@@ -140,8 +145,12 @@ class AssetStore:
         self.versioning = get_versioning(
             versioning if versioning is not None else settings.versioning if settings else None
         )
-        self.concurrency = concurrency or (settings.concurrency if settings else 32)
-        attempts, deadline_s = (settings.retries, settings.retry_deadline_s) if settings else (5, 120.0)
+        self.concurrency = concurrency or (settings.concurrency if settings else DEFAULT_CONCURRENCY)
+        attempts, deadline_s = (
+            (settings.retries, settings.retry_deadline_s)
+            if settings
+            else (DEFAULT_RETRIES, DEFAULT_RETRY_DEADLINE_S)
+        )
         #: where the store is and how each request to it is made (remote.py)
         self.remote = Remote(
             url,

@@ -40,6 +40,7 @@ from modelkit_assets.manifest import FileEntry
 from modelkit_assets.retry import RetryPolicy
 from modelkit_assets.settings import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_DOWNLOAD_PART_CONCURRENCY,
     DEFAULT_MEMORY_BUDGET,
     DEFAULT_PART_CONCURRENCY,
     DEFAULT_PART_SIZE,
@@ -73,7 +74,7 @@ class Tuning:
     part_size: int = DEFAULT_PART_SIZE
     part_concurrency: int = DEFAULT_PART_CONCURRENCY
     memory_budget: int = DEFAULT_MEMORY_BUDGET
-    download_part_concurrency: int = 1
+    download_part_concurrency: int = DEFAULT_DOWNLOAD_PART_CONCURRENCY
 
     def __post_init__(self) -> None:
         values = (self.concurrency, self.part_size, self.part_concurrency, self.memory_budget)

@@ -18,7 +18,12 @@ from modelkit_assets.compat.errors import (
 )
 from modelkit_assets.compat.settings import current_settings
 from modelkit_assets.manifest import AssetMeta
-from modelkit_assets.settings import ModelkitEnvironment, Settings, modelkit_provider_store
+from modelkit_assets.settings import (
+    MODELKIT_DEFAULT_STORAGE_TIMEOUT_S,
+    ModelkitEnvironment,
+    Settings,
+    modelkit_provider_store,
+)
 from modelkit_assets.spec import AssetSpec as _Spec
 from modelkit_assets.store import AssetStore
 
@@ -156,7 +161,9 @@ class StorageProvider:
     ) -> None:
         self.store = store
         self.prefix = prefix
-        self.timeout = int(timeout_s or ModelkitEnvironment.read().timeout_s or 300)
+        self.timeout = int(
+            timeout_s or ModelkitEnvironment.read().timeout_s or MODELKIT_DEFAULT_STORAGE_TIMEOUT_S
+        )
         self.force_download = bool(force_download) or settings.force_download
 
     @classmethod
