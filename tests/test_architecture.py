@@ -164,27 +164,3 @@ def test_the_checker_sees_cycles_and_private_uses(tmp_path: Path) -> None:
         "modelkit_assets.sub.claims:5: from modelkit_assets.store import _request",
         "modelkit_assets.sub.claims:8: store._remove_quietly",
     ]
-
-
-ENVIRONMENT = ("os.environ", "os.getenv", "os.putenv", "os.unsetenv")
-
-
-def _environment_reads(package: Path) -> list[str]:
-    found = []
-    for name, path in _modules(package).items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Attribute) and ast.unparse(node) in ENVIRONMENT:
-                found.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
-    return found
-
-
-def test_settings_is_the_only_reader_of_the_environment() -> None:
-    """Defaults and variables live in one place; no module writes the environment either."""
-    assert [r for r in _environment_reads(PACKAGE) if not r.startswith("modelkit_assets.settings:")] == []
-
-
-def test_the_environment_check_sees_a_read(tmp_path: Path) -> None:
-    package = tmp_path / "modelkit_assets"
-    package.mkdir()
-    (package / "store.py").write_text("import os\nX = os.environ.get('A')\n")
-    assert _environment_reads(package) == ["modelkit_assets.store:2: os.environ"]
