@@ -256,6 +256,13 @@ def _run_threads(one: Callable[[Job], None], jobs: Sequence[Job], concurrency: i
             pass
 
 
+def _ensure_folders(fs: AbstractFileSystem, keys: Sequence[str]) -> None:
+    """Create the folders of ``keys`` where the backend has real folders (local disk)."""
+    backend = backend_for(fs)
+    for folder in {key.rsplit("/", 1)[0] for key in keys}:
+        backend.ensure_folder(fs, folder)
+
+
 def _as_jobs(
     pairs: Sequence[tuple[str, str]],
     sizes: Sequence[int | None] | None,
@@ -285,9 +292,7 @@ def upload(
     if not pairs:
         return
     tuning = tuning or Tuning(concurrency=concurrency)
-    backend = backend_for(fs)
-    for folder in {remote.rsplit("/", 1)[0] for _, remote in pairs}:
-        backend.ensure_folder(fs, folder)
+    _ensure_folders(fs, [remote for _, remote in pairs])
     sizes = [os.path.getsize(local) for local, _ in pairs]
     _transfer(fs, "put", _as_jobs(pairs, sizes), callback, tuning, retry)
 
@@ -339,9 +344,7 @@ def copy_objects(
     """
     if not pairs:
         return
-    backend = backend_for(fs)
-    for folder in {remote.rsplit("/", 1)[0] for _, remote in pairs}:
-        backend.ensure_folder(fs, folder)
+    _ensure_folders(fs, [remote for _, remote in pairs])
     jobs = _as_jobs(pairs, None)
     tuning = Tuning(concurrency=concurrency)
     policy = retry or RetryPolicy.never()

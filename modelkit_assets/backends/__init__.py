@@ -35,7 +35,6 @@ __all__ = [
     "check_bucket",
     "create_exclusive",
     "ensure_parent",
-    "is_local_storage",
     "list_dir",
     "open_filesystem",
     "protocol_of",
@@ -71,16 +70,14 @@ def open_filesystem(
     backend = backend_for(protocol)
     options = dict(storage_options or {})
     try:
-        cls: type | None = backend.filesystem_class(protocol)
+        cls = backend.filesystem_class(protocol)
     except ImportError as err:
         raise _not_installed(protocol) from err
-    except ValueError:
-        cls = None  # an unknown protocol: reported below
-    if cls is None:
+    except ValueError:  # a protocol fsspec does not know
         raise ConfigurationError(
             f"Unknown store protocol {protocol!r} in {redact_url(url)}; use an fsspec URL "
             "such as s3://bucket/prefix, gs://, az://, file:// or memory://."
-        )
+        ) from None
     backend.check_options(protocol, cls, options, origin)
     match = USERINFO_RE.match(url)
     if match is not None:
@@ -103,11 +100,6 @@ def _not_installed(protocol: str) -> BackendNotInstalledError:
     extra = backend_for(protocol).extra
     hint = f"pip install 'modelkit-assets[{extra}]'" if extra else "install its fsspec backend"
     return BackendNotInstalledError(f"The backend for {protocol}:// stores is not installed: {hint}.")
-
-
-def is_local_storage(fs: AbstractFileSystem) -> bool:
-    """A local disk or process memory: nothing to retry, no bucket, no network."""
-    return backend_for(fs).is_local_storage
 
 
 def create_exclusive(fs: AbstractFileSystem, path: str, data: bytes) -> None:
