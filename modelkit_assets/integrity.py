@@ -18,14 +18,52 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 
 from modelkit_assets.errors import IntegrityError
+from modelkit_assets.manifest import FileEntry
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-    from modelkit_assets.manifest import FileEntry
-
 #: bytes per read while hashing (a file is never read whole into memory)
 HASH_CHUNK = 1024 * 1024
+#: bytes covered by each per-block sha256 recorded in a manifest (``FileEntry.blocks``)
+BLOCK_SIZE = 8 * 1024 * 1024
+
+
+class StreamHasher:
+    """The sha256 of a whole file and of each ``BLOCK_SIZE`` block, fed in order.
+
+    Transfers feed it the bytes they move, so a file is hashed in the same pass that
+    uploads or downloads it (never read a second time), and the per-block hashes make
+    ranges of it verifiable on their own.
+    """
+
+    def __init__(self) -> None:
+        self._whole = hashlib.sha256()
+        self._block = hashlib.sha256()
+        self._in_block = 0
+        self._blocks: list[str] = []
+        self.size = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self._whole.update(data)
+        view = memoryview(data)
+        self.size += len(view)
+        while view:
+            take = min(len(view), BLOCK_SIZE - self._in_block)
+            self._block.update(view[:take])
+            self._in_block += take
+            view = view[take:]
+            if self._in_block == BLOCK_SIZE:
+                self._blocks.append(self._block.hexdigest())
+                self._block = hashlib.sha256()
+                self._in_block = 0
+
+    def entry(self) -> FileEntry:
+        """What was fed, as a manifest entry (size, sha256, block hashes)."""
+        blocks = list(self._blocks)
+        if self._in_block:
+            blocks.append(self._block.hexdigest())
+        return FileEntry(self.size, self._whole.hexdigest(), tuple(blocks))
 
 
 def sha256_stream(handle: BinaryIO) -> tuple[int, str]:
@@ -38,14 +76,27 @@ def sha256_stream(handle: BinaryIO) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def measure_local(path: str | os.PathLike[str]) -> tuple[int, str]:
-    """(size, sha256) of a local file, streamed, without touching its access time."""
+def hash_local(path: str | os.PathLike[str]) -> FileEntry:
+    """The manifest entry (size, sha256, block hashes) of a local file, in one read."""
+    hasher = StreamHasher()
+    with _open_noatime(path) as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            hasher.update(chunk)
+    return hasher.entry()
+
+
+def _open_noatime(path: str | os.PathLike[str]) -> BinaryIO:
     flags = os.O_RDONLY | getattr(os, "O_NOATIME", 0)
     try:
         fd = os.open(path, flags)
     except PermissionError:  # O_NOATIME needs to own the file
         fd = os.open(path, os.O_RDONLY)
-    with os.fdopen(fd, "rb") as handle:
+    return os.fdopen(fd, "rb")
+
+
+def measure_local(path: str | os.PathLike[str]) -> tuple[int, str]:
+    """(size, sha256) of a local file, streamed, without touching its access time."""
+    with _open_noatime(path) as handle:
         return sha256_stream(handle)
 
 
@@ -77,6 +128,21 @@ def mismatches(entry: FileEntry, size: int, sha256: str | None) -> list[tuple[st
     if entry.sha256 is not None and sha256 is not None and sha256 != entry.sha256:
         found.append(("sha256", f"sha256 {sha256} where the manifest says {entry.sha256}"))
     return found
+
+
+def check_measured(found: FileEntry, expected: FileEntry, *, label: str) -> None:
+    """Check what a transfer measured while it wrote a file against the manifest entry.
+
+    Raises
+    ------
+    IntegrityError
+        Naming the file, what was expected and what was found.
+    """
+    problems = mismatches(expected, found.size or 0, found.sha256)
+    if problems:
+        raise IntegrityError(
+            f"{label} has {problems[0][1]}; the download was discarded and the cache left unchanged."
+        )
 
 
 def verify_file(local: str, entry: FileEntry, *, label: str) -> None:

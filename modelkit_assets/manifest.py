@@ -23,10 +23,13 @@ from modelkit_assets.spec import check_relative_path
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One file of a version: its size and sha256 (``None`` when modelkit pushed it)."""
+    """One file of a version: its size and sha256 (``None`` when modelkit pushed it),
+    and the sha256 of each ``block_size`` block (``None`` in older or modelkit-made
+    manifests), which make parts of a file verifiable on their own."""
 
     size: int | None
     sha256: str | None
+    blocks: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class AssetMeta:
     source: str | None = None
     publish_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: bytes per block of ``FileEntry.blocks`` (``None`` when no entry has blocks)
+    block_size: int | None = None
 
     @property
     def file_entry(self) -> FileEntry:
@@ -85,7 +90,9 @@ class AssetMeta:
         }
         if self.is_directory:
             data["contents"] = self.contents
-        data["files"] = {p: {"size": e.size, "sha256": e.sha256} for p, e in sorted(self.files.items())}
+        data["files"] = {p: _entry_dict(e) for p, e in sorted(self.files.items())}
+        if self.block_size is not None and any(e.blocks is not None for e in self.files.values()):
+            data["block_size"] = self.block_size
         data["size"] = self.size
         data["pushed_by"] = self.pushed_by
         data["tool_version"] = self.tool_version
@@ -125,7 +132,12 @@ class AssetMeta:
         is_directory = data.get("is_directory")
         if not isinstance(is_directory, bool):
             raise InvalidMetaError(f"{where} has no boolean `is_directory`.")
-        files = _parse_files(data, is_directory, where)
+        block_size = data.get("block_size")
+        if block_size is not None and (
+            not isinstance(block_size, int) or isinstance(block_size, bool) or block_size < 1
+        ):
+            raise InvalidMetaError(f"{where} has an invalid `block_size`.")
+        files = _parse_files(data, is_directory, where, block_size)
         size = data.get("size")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             raise InvalidMetaError(f"{where} has an invalid `size`.")
@@ -135,7 +147,7 @@ class AssetMeta:
             if value is not None and not isinstance(value, str):
                 raise InvalidMetaError(f"{where} has a non-text `{key}`.")
             strings[key] = value
-        known = {"push_date", "is_directory", "contents", "files", "size", *strings}
+        known = {"push_date", "is_directory", "contents", "files", "size", "block_size", *strings}
         return cls(
             name=name,
             version=version,
@@ -144,11 +156,21 @@ class AssetMeta:
             files=files,
             size=size,
             extra={k: v for k, v in data.items() if k not in known},
+            block_size=block_size,
             **strings,
         )
 
 
-def _parse_files(data: dict[str, Any], is_directory: bool, where: str) -> dict[str, FileEntry]:
+def _entry_dict(entry: FileEntry) -> dict[str, Any]:
+    data: dict[str, Any] = {"size": entry.size, "sha256": entry.sha256}
+    if entry.blocks is not None:
+        data["blocks"] = list(entry.blocks)
+    return data
+
+
+def _parse_files(
+    data: dict[str, Any], is_directory: bool, where: str, block_size: int | None
+) -> dict[str, FileEntry]:
     raw_files = data.get("files")
     if raw_files is not None and not isinstance(raw_files, dict):
         raise InvalidMetaError(f"{where} has a `files` that is not an object.")
@@ -174,8 +196,27 @@ def _parse_files(data: dict[str, Any], is_directory: bool, where: str) -> dict[s
             raise InvalidMetaError(f"{where} has an invalid size for {path!r}.")
         if sha is not None and (not isinstance(sha, str) or len(sha) != 64 or not _is_hex(sha)):
             raise InvalidMetaError(f"{where} has an invalid sha256 for {path!r}.")
-        files[path] = FileEntry(size=size, sha256=sha)
+        blocks = _parse_blocks(entry, size, block_size, path, where)
+        files[path] = FileEntry(size=size, sha256=sha, blocks=blocks)
     return files
+
+
+def _parse_blocks(
+    entry: dict[str, Any], size: int | None, block_size: int | None, path: str, where: str
+) -> tuple[str, ...] | None:
+    """An entry's block hashes: one per ``block_size`` bytes of its size, or ``None``."""
+    blocks = entry.get("blocks")
+    if blocks is None:
+        return None
+    if (
+        not isinstance(blocks, list)
+        or block_size is None
+        or size is None
+        or not all(isinstance(b, str) and len(b) == 64 and _is_hex(b) for b in blocks)
+        or len(blocks) != -(-size // block_size)
+    ):
+        raise InvalidMetaError(f"{where} has invalid block hashes for {path!r}.")
+    return tuple(blocks)
 
 
 def _is_hex(text: str) -> bool:

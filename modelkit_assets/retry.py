@@ -49,7 +49,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-
 def is_transient(err: BaseException, *, transfer: bool = False) -> bool:
     """Whether ``err`` may go away on a second try (pure: classifies, never raises).
 

@@ -1,7 +1,8 @@
-"""The local file or folder being published: walked, checked and hashed before upload.
+"""The local file or folder being published: walked and checked before upload.
 
 Nothing is uploaded from a source that fails a check, so a bad source never leaves
-anything in the store (G3, G5).
+anything in the store (G3, G5). Files are hashed while they are uploaded (transfer.py),
+in the same read, not here.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from modelkit_assets.errors import AssetsError, InvalidMetaError, InvalidSourceError, InvalidSubPartError
-from modelkit_assets.integrity import sha256_file
-from modelkit_assets.manifest import FileEntry, check_paths
+from modelkit_assets.manifest import check_paths
 from modelkit_assets.spec import check_relative_path
 
 
@@ -31,8 +31,7 @@ class SourceFile:
     path: str
     local: str
     size: int
-    sha256: str
-    #: modification time when hashed: a later change means the hash no longer holds
+    #: modification time when scanned: a later change means the upload may mix versions
     mtime_ns: int = 0
 
 
@@ -48,11 +47,8 @@ class Source:
     def size(self) -> int:
         return sum(f.size for f in self.files)
 
-    def entries(self) -> dict[str, FileEntry]:
-        return {f.path: FileEntry(size=f.size, sha256=f.sha256) for f in self.files}
-
     def changed(self) -> list[str]:
-        """Files whose size or modification time moved since they were hashed.
+        """Files whose size or modification time moved since they were scanned.
 
         Checked after the upload and before the commit, so a file edited during a publish
         never gets a manifest that does not match its uploaded bytes (one ``stat`` each).
@@ -118,8 +114,8 @@ def scan_source(
     workers: int = 8,
     storage_options: Mapping[str, Any] | None = None,
 ) -> Source:
-    """Check and hash a local file or folder, or copy in a remote one (an fsspec URL,
-    read with ``storage_options``) and check it the same way.
+    """Check a local file or folder, or copy in a remote one (an fsspec URL, read with
+    ``storage_options``) and check it the same way.
 
     Raises
     ------
@@ -141,7 +137,7 @@ def scan_source(
 
 def _copy_remote(url: str, storage_options: Mapping[str, Any], *, workers: int) -> Source:
     """Download a remote file or folder into a private temporary folder, streamed file by
-    file to disk (never whole in memory), then check and hash it like a local source.
+    file to disk (never whole in memory), then check it like a local source.
 
     Every remote name is checked before anything is written, so a key such as
     ``a/../../x`` can never place a file outside the temporary folder (G5). The folder
@@ -252,17 +248,15 @@ def _scan_local(path: str | os.PathLike[str], *, workers: int = 8) -> Source:
 
     def describe(item: tuple[str, Path]) -> SourceFile:
         rel, full = item
-        try:
-            before = full.stat()
-            digest = sha256_file(full)
-            after = full.stat()
-            if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
-                raise InvalidSourceError(
-                    f"{full} changed while it was being hashed; publish it once it is no longer written."
-                )
-            return SourceFile(rel, str(full), after.st_size, digest, after.st_mtime_ns)
+        try:  # opened once now, so an unreadable file stops the publish before any upload
+            fd = os.open(full, os.O_RDONLY)
         except PermissionError as err:
             raise InvalidSourceError(f"Cannot read {full}: permission denied; fix its permissions.") from err
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        return SourceFile(rel, str(full), st.st_size, st.st_mtime_ns)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         files = tuple(pool.map(describe, listing))

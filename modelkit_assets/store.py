@@ -45,9 +45,9 @@ from modelkit_assets.errors import (
     VersionExistsError,
     VersionNotFoundError,
 )
-from modelkit_assets.integrity import verify_files
+from modelkit_assets.integrity import BLOCK_SIZE, hash_local
 from modelkit_assets.layout import META_SUFFIX, VERSIONS_SUFFIX, RemoteLayout, committed_versions
-from modelkit_assets.manifest import AssetMeta
+from modelkit_assets.manifest import AssetMeta, FileEntry
 from modelkit_assets.remote import Remote
 from modelkit_assets.retry import RetryPolicy
 from modelkit_assets.settings import (
@@ -335,9 +335,7 @@ class AssetStore:
         return version is None or version in versions
 
     # -- publishing ---------------------------------------------------------------
-    def plan_new(
-        self, path: str | os.PathLike[str], name: str, *, version: str | None = None
-    ) -> PublishPlan:
+    def plan_new(self, path: str | os.PathLike[str], name: str, *, version: str | None = None) -> PublishPlan:
         """What ``new`` would publish (reads the store, writes nothing).
 
         ``version`` pins the first version instead of the system's initial one (what
@@ -492,23 +490,12 @@ class AssetStore:
             claim = self.claims.claim_pinned(name, plan.version, committed, writer)
         else:
             claim = self.claims.claim_version(name, candidate, committed, writer, bump_major=plan.bump_major)
-        meta = AssetMeta(
-            name=name,
-            version=claim.version,
-            push_date=dt.datetime.now(dt.UTC),
-            is_directory=plan.source.is_directory,
-            files=plan.source.entries(),
-            size=plan.source.size,
-            pushed_by=_pushed_by(),
-            tool_version=f"modelkit-assets {__version__}",
-            description=description,
-            source=redact_url(plan.source.root),
-            publish_id=writer,
-        )
         previous = None if plan.is_new else self.versioning.latest(committed, plan.major)
         try:
-            self._upload_data(plan.source, name, claim, callback, previous=previous)
-            moved = plan.source.changed()
+            files = self._upload_data(plan.source, name, claim, callback, previous=previous)
+            moved = plan.source.changed() + [
+                f.path for f in plan.source.files if files[f.path].size != f.size
+            ]
             if moved:
                 raise InvalidSourceError(
                     f"{len(moved)} file(s) of {plan.source.root} changed while {name}:{claim.version} "
@@ -518,6 +505,21 @@ class AssetStore:
         except BaseException:
             self.claims.withdraw(name, claim, new_claim)
             raise
+        # the manifest holds what was measured while uploading: exactly the bytes stored
+        meta = AssetMeta(
+            name=name,
+            version=claim.version,
+            push_date=dt.datetime.now(dt.UTC),
+            is_directory=plan.source.is_directory,
+            files={f.path: files[f.path] for f in plan.source.files},
+            size=plan.source.size,
+            pushed_by=_pushed_by(),
+            tool_version=f"modelkit-assets {__version__}",
+            description=description,
+            source=redact_url(plan.source.root),
+            publish_id=writer,
+            block_size=BLOCK_SIZE,
+        )
         self._commit(meta)
         # what this writer knows is committed: the listing it planned on, and its version
         self.refresh_index(name, known=self.versioning.sort([*committed, claim.version]))
@@ -531,44 +533,69 @@ class AssetStore:
         callback: Callback | None,
         *,
         previous: str | None = None,
-    ) -> None:
+    ) -> dict[str, FileEntry]:
+        """Upload (or copy inside the store) every file of ``source`` into the claimed
+        version; return each file's entry as measured in that single read."""
         if not source.is_directory:
             pairs = [(source.files[0].local, self.layout.data(name, claim.version))]
             with self.remote.errors(f"upload {name}:{claim.version}"):
-                upload(self.fs, pairs, callback=callback, concurrency=self.concurrency, retry=self.retry)
-            return
-        same: set[str] = set()
+                sent = upload(
+                    self.fs, pairs, callback=callback, concurrency=self.concurrency, retry=self.retry
+                )
+            return {source.files[0].path: sent[0]}
+        files: dict[str, FileEntry] = {}
         if previous is not None and (same := self._unchanged(source, name, previous)):
             copies = [
-                (self.layout.data(name, previous, f.path), self.layout.data(name, claim.version, f.path))
-                for f in source.files
-                if f.path in same
+                (self.layout.data(name, previous, path), self.layout.data(name, claim.version, path))
+                for path in same
             ]
             try:
                 with self.remote.errors(f"copy unchanged files into {name}:{claim.version}"):
                     copy_objects(self.fs, copies, concurrency=self.concurrency, retry=self.retry)
+                files.update(same)
             except (NotImplementedError, FileNotFoundError):
-                same = set()  # no server-side copy here, or the previous object is gone
-        pairs = [
-            (f.local, self.layout.data(name, claim.version, f.path))
-            for f in source.files
-            if f.path not in same
-        ]
+                pass  # no server-side copy here, or the previous object is gone: upload them
+        rest = [f for f in source.files if f.path not in files]
+        pairs = [(f.local, self.layout.data(name, claim.version, f.path)) for f in rest]
         with self.remote.errors(f"upload {name}:{claim.version}"):
-            upload(self.fs, pairs, callback=callback, concurrency=self.concurrency, retry=self.retry)
+            sent = upload(self.fs, pairs, callback=callback, concurrency=self.concurrency, retry=self.retry)
+        files.update((f.path, entry) for f, entry in zip(rest, sent, strict=True))
+        return files
 
-    def _unchanged(self, source: Source, name: str, previous: str) -> set[str]:
-        """Files of ``source`` identical (size and sha256) to those of ``previous``: they
-        are copied inside the store instead of uploaded. The new manifest still lists
-        and hashes every file, so fetch verifies copies like uploads.
+    def _unchanged(self, source: Source, name: str, previous: str) -> dict[str, FileEntry]:
+        """Files of ``source`` identical to those of ``previous``, with their entries:
+        they are copied inside the store instead of uploaded.
+
+        Only files whose size matches a hashed file of ``previous`` at the same path are
+        read here (once, for the comparison); every other file is hashed as it uploads.
+        The new manifest still lists and hashes every file, so fetch verifies copies like
+        uploads.
         """
         try:
             old = self.meta(name, previous)
         except (VersionNotFoundError, InvalidMetaError):
-            return set()
+            return {}
         if not old.is_directory:
-            return set()
-        return unchanged_files(source.entries(), old.files)
+            return {}
+        candidates = [
+            f
+            for f in source.files
+            if (entry := old.files.get(f.path)) is not None
+            and entry.sha256 is not None
+            and entry.size == f.size
+        ]
+        if not candidates:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(8, len(candidates))) as pool:
+            measured = dict(
+                zip(
+                    (f.path for f in candidates),
+                    pool.map(lambda f: hash_local(f.local), candidates),
+                    strict=True,
+                )
+            )
+        same = unchanged_files(measured, old.files)
+        return {path: measured[path] for path in same}
 
     def _commit(self, meta: AssetMeta) -> None:
         key = self.layout.meta(meta.name, meta.version)
@@ -631,21 +658,21 @@ class AssetStore:
         """
         name, version = meta.name, meta.version
         if meta.is_directory:
-            pairs, sizes, items = [], [], []
+            pairs, entries, labels = [], [], []
             for path, entry in meta.files.items():
                 local = os.path.join(destination, *path.split("/"))
                 pairs.append((self.layout.data(name, version, path), local))
-                sizes.append(entry.size)
-                items.append((local, entry, f"{name}:{version}[{path}]"))
+                entries.append(entry)
+                labels.append(f"{name}:{version}[{path}]")
         else:
             # a file asset published by modelkit has no entry at all in its meta
-            entry = meta.file_entry
             pairs = [(self.layout.data(name, version), destination)]
-            sizes = [entry.size]
-            items = [(destination, entry, f"{name}:{version}")]
+            entries = [meta.file_entry]
+            labels = [f"{name}:{version}"]
 
         def fetch_and_verify() -> None:
-            # the destination's disk failures are the caller's to report (localdisk.py)
+            # the destination's disk failures are the caller's to report (localdisk.py);
+            # every file is hashed as it is written and checked before this returns
             with self.remote.errors(f"download {name}:{version}", local=destination):
                 try:
                     download(
@@ -653,8 +680,8 @@ class AssetStore:
                         pairs,
                         callback=callback,
                         concurrency=self.concurrency,
-                        sizes=sizes,
-                        labels=[label for _, _, label in items],
+                        entries=entries,
+                        labels=labels,
                         retry=self.retry,
                     )
                 except FileNotFoundError as err:
@@ -662,7 +689,6 @@ class AssetStore:
                         f"A file of {name}:{version} listed in its manifest is missing from "
                         f"{self.display_url}; the download was discarded. Republish the asset."
                     ) from err
-            verify_files(items)
 
         # each file is retried on transport errors; a body that still arrived short or
         # altered is downloaded once more before the version is refused (never installed)

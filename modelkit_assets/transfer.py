@@ -29,13 +29,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from modelkit_assets.backends import backend_for
 from modelkit_assets.errors import IntegrityError
+from modelkit_assets.integrity import HASH_CHUNK, StreamHasher, check_measured
 from modelkit_assets.manifest import FileEntry
 from modelkit_assets.retry import RetryPolicy
 from modelkit_assets.settings import (
@@ -50,6 +52,9 @@ if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
     from fsspec.callbacks import Callback
 
+    from modelkit_assets.backends.base import Backend
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -86,13 +91,15 @@ class Tuning:
 class Job:
     """One file to move: ``src`` to ``dst``, ``size`` bytes when known; a download
     with a ``limit`` (its manifest size) stops as soon as it goes beyond it, and
-    ``label`` names the file in that error."""
+    ``label`` names the file in its errors."""
 
     src: str
     dst: str
     size: int | None = None
     limit: int | None = None
     label: str = ""
+    #: a download's manifest entry, checked against what the transfer measured
+    expected: FileEntry | None = None
 
 
 def _limited(callback: Callback, job: Job) -> Callback:
@@ -146,12 +153,6 @@ def _is_async(fs: AbstractFileSystem) -> bool:
     return bool(getattr(fs, "async_impl", False))
 
 
-def file_kwargs(fs: AbstractFileSystem, direction: str, tuning: Tuning) -> dict[str, Any]:
-    """Keyword arguments that bound one file's memory in ``put_file``/``get_file`` (the
-    backend's ``file_kwargs``: s3fs's parts, gcsfs's upload chunks; others stream)."""
-    return backend_for(fs).file_kwargs(direction, tuning)
-
-
 def job_cost(fs: AbstractFileSystem, direction: str, size: int | None, tuning: Tuning) -> int:
     """Bytes one job holds in memory while it runs (the module docstring's table)."""
     return backend_for(fs).job_cost(direction, size, tuning)
@@ -160,12 +161,13 @@ def job_cost(fs: AbstractFileSystem, direction: str, size: int | None, tuning: T
 async def _run_bounded(
     jobs: Sequence[Job],
     costs: Sequence[int],
-    run: Callable[[Job, Callback], Any],
+    run: Callable[[Job, Callback], Awaitable[T]],
     callback: Callback,
     tuning: Tuning,
-) -> None:
+) -> list[T]:
     """Run ``run(job, child_callback)`` for every job, at most ``tuning.concurrency`` at a
-    time and never more than ``tuning.memory_budget`` bytes of cost at once.
+    time and never more than ``tuning.memory_budget`` bytes of cost at once; return the
+    results in the jobs' order.
 
     A ``TaskGroup`` cancels the other jobs as soon as one fails, so no orphan transfer
     keeps writing after the caller has seen the error.
@@ -174,7 +176,7 @@ async def _run_bounded(
     budget = asyncio.Condition()
     in_use = 0
 
-    async def one(job: Job, cost: int) -> None:
+    async def one(job: Job, cost: int) -> T:
         nonlocal in_use
         cost = min(cost, tuning.memory_budget)
         async with slots:
@@ -183,20 +185,25 @@ async def _run_bounded(
                 in_use += cost
             try:
                 with callback.branched(job.src, job.dst) as child:
-                    await run(job, child)
+                    result = await run(job, child)
             finally:
                 async with budget:
                     in_use -= cost
                     budget.notify_all()
         callback.relative_update(1)
+        return result
 
     try:
         async with asyncio.TaskGroup() as group:
-            for job, cost in zip(jobs, costs, strict=True):
-                group.create_task(one(job, cost))
+            tasks = [group.create_task(one(job, cost)) for job, cost in zip(jobs, costs, strict=True)]
     except ExceptionGroup as failed:
         # callers (and store_errors) expect the backend's own exception, not a group
         raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+class _Stopped(Exception):
+    """Raised inside a threaded transfer when another file of the batch failed."""
 
 
 def _transfer(
@@ -206,54 +213,138 @@ def _transfer(
     callback: Callback | None,
     tuning: Tuning,
     retry: RetryPolicy | None = None,
-) -> None:
+) -> list[FileEntry]:
+    """Move every job's file (``direction``: ``put`` or ``get``), hashing each in the
+    same pass; return what was measured, in the jobs' order.
+
+    Backends with their own streamed coroutines (S3) run them on the filesystem's event
+    loop; every other filesystem moves each file through its file objects in a worker
+    thread, under the same concurrency and memory bounds.
+    """
+    from fsspec.asyn import get_loop, sync
     from fsspec.callbacks import DEFAULT_CALLBACK
 
     callback = callback or DEFAULT_CALLBACK
     callback.set_size(len(jobs))
-    kwargs = file_kwargs(fs, direction, tuning)
+    backend = backend_for(fs)
     # each file is retried on its own: a reset connection never restarts the whole folder
     policy = retry or RetryPolicy.never()
-    if _is_async(fs):
-        from fsspec.asyn import sync
+    costs = [backend.job_cost(direction, job.size, tuning) for job in jobs]
+    if _is_async(fs) and backend.streams_async:
+        astream = backend.aput if direction == "put" else backend.aget
 
-        method = getattr(fs, f"_{direction}_file")
-
-        async def run(job: Job, child: Callback) -> None:
-            async def attempt() -> None:
+        async def run_async(job: Job, child: Callback) -> FileEntry:
+            async def attempt() -> FileEntry:
                 child.absolute_update(0)  # a retried file starts its progress again
-                await method(job.src, job.dst, callback=_limited(child, job), **kwargs)
+                hasher = StreamHasher()
+                await astream(fs, job.src, job.dst, tuning, _limited(child, job), hasher)
+                return _measured(job, hasher)
 
-            await policy.acall(attempt, what=f"{direction} {job.src}", transfer=True)
+            result: FileEntry = await policy.acall(attempt, what=f"{direction} {job.src}", transfer=True)
+            return result
 
-        costs = [job_cost(fs, direction, job.size, tuning) for job in jobs]
-        sync(fs.loop, _run_bounded, jobs, costs, run, callback, tuning)
-        return
+        return list(sync(fs.loop, _run_bounded, jobs, costs, run_async, callback, tuning))
 
-    backend = backend_for(fs)
+    stop = threading.Event()
+    stream = _put_through_files if direction == "put" else _get_through_files
 
-    def move(job: Job, child: Callback) -> None:
-        if direction == "get":
-            backend.get_file(fs, job.src, job.dst, _limited(child, job), **kwargs)
-        else:
-            fs.put_file(job.src, job.dst, callback=_limited(child, job), **kwargs)
+    def move(job: Job, child: Callback) -> FileEntry:
+        def attempt() -> FileEntry:
+            child.absolute_update(0)
+            hasher = StreamHasher()
+            stream(fs, backend, job, tuning, _limited(child, job), hasher, stop)
+            return _measured(job, hasher)
 
-    def one(job: Job) -> None:
-        with callback.branched(job.src, job.dst) as child:
-            policy.call(lambda: move(job, child), what=f"{direction} {job.src}", transfer=True)
-        callback.relative_update(1)
+        try:
+            result: FileEntry = policy.call(attempt, what=f"{direction} {job.src}", transfer=True)
+        except BaseException:
+            stop.set()
+            raise
+        return result
 
-    _run_threads(one, jobs, tuning.concurrency)
+    workers = min(tuning.concurrency, len(jobs))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelkit-assets") as pool:
+
+        async def run_thread(job: Job, child: Callback) -> FileEntry:
+            return await asyncio.get_running_loop().run_in_executor(pool, move, job, child)
+
+        try:
+            return list(sync(get_loop(), _run_bounded, jobs, costs, run_thread, callback, tuning))
+        finally:
+            stop.set()  # files still running in threads stop at their next chunk
 
 
-def _run_threads(one: Callable[[Job], None], jobs: Sequence[Job], concurrency: int) -> None:
-    if len(jobs) == 1 or concurrency <= 1:
-        for job in jobs:
-            one(job)
-        return
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(jobs))) as pool:
-        for _ in pool.map(one, jobs):
-            pass
+def _measured(job: Job, hasher: StreamHasher) -> FileEntry:
+    """What a transfer measured; a download is checked against its manifest entry here,
+    before its caller can install anything (G4)."""
+    found = hasher.entry()
+    if job.expected is not None:
+        check_measured(found, job.expected, label=job.label or job.src)
+    return found
+
+
+def _put_through_files(
+    fs: AbstractFileSystem,
+    backend: Backend,
+    job: Job,
+    tuning: Tuning,
+    callback: Callback,
+    hasher: StreamHasher,
+    stop: threading.Event,
+) -> None:
+    """Upload one local file through the store's writable file object, hashing it.
+
+    A file of at most ``part_size`` bytes is read whole and sent in one request (no
+    upload session to lose); a larger one is written in parts through ``open_write``.
+    """
+    with open(job.src, "rb") as source:
+        size = os.fstat(source.fileno()).st_size
+        callback.set_size(size)
+        if size <= tuning.part_size:
+            data = source.read(tuning.part_size + 1)
+            hasher.update(data)
+            backend.write_small(fs, job.dst, data)
+            callback.relative_update(len(data))
+            return
+        target = backend.open_write(fs, job.dst, tuning)
+        try:
+            while chunk := source.read(HASH_CHUNK):
+                if stop.is_set():
+                    raise _Stopped(job.src)
+                hasher.update(chunk)
+                target.write(chunk)
+                callback.relative_update(len(chunk))
+            target.close()
+        except BaseException as err:
+            backend.abort_write(fs, job.dst, target)
+            if isinstance(err, FileNotFoundError) and not backend.is_local_storage:
+                # an object being created cannot be missing: the store lost the upload
+                # session (a resumable upload expired or was reset); retry the file
+                raise ConnectionResetError(f"the upload of {job.dst} was interrupted by the store") from err
+            raise
+
+
+def _get_through_files(
+    fs: AbstractFileSystem,
+    backend: Backend,
+    job: Job,
+    tuning: Tuning,
+    callback: Callback,
+    hasher: StreamHasher,
+    stop: threading.Event,
+) -> None:
+    """Download one object through the store's readable file object into ``job.dst``,
+    hashing it as it is written."""
+    source, size = backend.open_read(fs, job.src, tuning)
+    with source, open(job.dst, "wb") as target:
+        if size is not None:
+            callback.set_size(size)  # stops an object larger than its manifest at once
+        while chunk := source.read(HASH_CHUNK):
+            if stop.is_set():
+                raise _Stopped(job.src)
+            callback.relative_update(len(chunk))
+            hasher.update(chunk)
+            target.write(chunk)
 
 
 def _ensure_folders(fs: AbstractFileSystem, keys: Sequence[str]) -> None:
@@ -261,21 +352,6 @@ def _ensure_folders(fs: AbstractFileSystem, keys: Sequence[str]) -> None:
     backend = backend_for(fs)
     for folder in {key.rsplit("/", 1)[0] for key in keys}:
         backend.ensure_folder(fs, folder)
-
-
-def _as_jobs(
-    pairs: Sequence[tuple[str, str]],
-    sizes: Sequence[int | None] | None,
-    labels: Sequence[str] | None = None,
-) -> list[Job]:
-    if sizes is None:
-        return [Job(src, dst) for src, dst in pairs]
-    if labels is None:
-        return [Job(src, dst, size) for (src, dst), size in zip(pairs, sizes, strict=True)]
-    return [
-        Job(src, dst, size, limit=size, label=label)
-        for (src, dst), size, label in zip(pairs, sizes, labels, strict=True)
-    ]
 
 
 def upload(
@@ -286,15 +362,16 @@ def upload(
     concurrency: int = DEFAULT_CONCURRENCY,
     tuning: Tuning | None = None,
     retry: RetryPolicy | None = None,
-) -> None:
-    """Upload ``(local, remote)`` pairs concurrently, with bounded memory; each file is
-    retried under ``retry`` (none by default)."""
+) -> list[FileEntry]:
+    """Upload ``(local, remote)`` pairs concurrently, with bounded memory, hashing each
+    file as it is read (size, sha256, block hashes: returned in the pairs' order); each
+    file is retried under ``retry`` (none by default)."""
     if not pairs:
-        return
+        return []
     tuning = tuning or Tuning(concurrency=concurrency)
     _ensure_folders(fs, [remote for _, remote in pairs])
-    sizes = [os.path.getsize(local) for local, _ in pairs]
-    _transfer(fs, "put", _as_jobs(pairs, sizes), callback, tuning, retry)
+    jobs = [Job(local, remote, os.path.getsize(local)) for local, remote in pairs]
+    return _transfer(fs, "put", jobs, callback, tuning, retry)
 
 
 def download(
@@ -303,28 +380,36 @@ def download(
     *,
     callback: Callback | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
-    sizes: Sequence[int | None] | None = None,
+    entries: Sequence[FileEntry | None] | None = None,
     labels: Sequence[str] | None = None,
     tuning: Tuning | None = None,
     retry: RetryPolicy | None = None,
-) -> None:
-    """Download ``(remote, local)`` pairs concurrently into existing or new folders.
+) -> list[FileEntry]:
+    """Download ``(remote, local)`` pairs concurrently into existing or new folders,
+    hashing each file as it is written; return what was measured.
 
-    ``sizes`` (from the manifest, when known) let small files run many at a time while
-    large ones share the memory budget. With ``labels`` (the files' names for an error)
-    the sizes are also limits: a file that exceeds its size stops at once.
+    With ``entries`` (the manifest's, named by ``labels`` in errors) each file is checked
+    in the same pass: one larger than its size stops at once, and a wrong size or sha256
+    raises before the caller installs anything. Sizes let small files run many at a
+    time while large ones share the memory budget.
 
     Raises
     ------
     IntegrityError
-        If a file with a label exceeds its size.
+        If a file does not match its entry.
     """
     if not pairs:
-        return
+        return []
     tuning = tuning or Tuning(concurrency=concurrency)
     for folder in {os.path.dirname(lp) for _, lp in pairs}:
         os.makedirs(folder, exist_ok=True)
-    _transfer(fs, "get", _as_jobs(pairs, sizes, labels), callback, tuning, retry)
+    expected = list(entries) if entries is not None else [None] * len(pairs)
+    names = list(labels) if labels is not None else [remote for remote, _ in pairs]
+    jobs = [
+        Job(src, dst, entry.size if entry else None, entry.size if entry else None, label, entry)
+        for (src, dst), entry, label in zip(pairs, expected, names, strict=True)
+    ]
+    return _transfer(fs, "get", jobs, callback, tuning, retry)
 
 
 def copy_objects(
@@ -345,7 +430,7 @@ def copy_objects(
     if not pairs:
         return
     _ensure_folders(fs, [remote for _, remote in pairs])
-    jobs = _as_jobs(pairs, None)
+    jobs = [Job(src, dst) for src, dst in pairs]
     tuning = Tuning(concurrency=concurrency)
     policy = retry or RetryPolicy.never()
     if _is_async(fs):
@@ -361,7 +446,13 @@ def copy_objects(
     def one(job: Job) -> None:
         policy.call(lambda: fs.cp_file(job.src, job.dst), what=f"copy {job.src}")
 
-    _run_threads(one, jobs, concurrency)
+    if len(jobs) == 1 or concurrency <= 1:
+        for job in jobs:
+            one(job)
+        return
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(jobs))) as pool:
+        for _ in pool.map(one, jobs):
+            pass
 
 
 def unchanged_files(files: Mapping[str, FileEntry], previous: Mapping[str, FileEntry] | None) -> set[str]:

@@ -11,27 +11,26 @@ import os
 import time
 from typing import Any
 
-from fsspec.implementations.local import LocalFileSystem
-
+from modelkit_assets.backends.local import LocalBackend
 from modelkit_assets.cli import main
 
 DELAY_S = float(os.environ.get("CLI_SLOW_TRANSFER_S", "0.1"))
-_put_file = LocalFileSystem.put_file
-_get_file = LocalFileSystem.get_file
+_open_write = LocalBackend.open_write
+_open_read = LocalBackend.open_read
 
 
-def _slow_put(self: LocalFileSystem, *args: Any, **kwargs: Any) -> Any:
+def _slow_write(self: LocalBackend, *args: Any, **kwargs: Any) -> Any:
     time.sleep(DELAY_S)
-    return _put_file(self, *args, **kwargs)
+    return _open_write(self, *args, **kwargs)
 
 
-def _slow_get(self: LocalFileSystem, *args: Any, **kwargs: Any) -> Any:
+def _slow_read(self: LocalBackend, *args: Any, **kwargs: Any) -> Any:
     time.sleep(DELAY_S)
-    return _get_file(self, *args, **kwargs)
+    return _open_read(self, *args, **kwargs)
 
 
-LocalFileSystem.put_file = _slow_put
-LocalFileSystem.get_file = _slow_get
+LocalBackend.open_write = _slow_write  # type: ignore[method-assign]
+LocalBackend.open_read = _slow_read  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     main()

@@ -221,7 +221,6 @@ def sample_dir(tmp_path: Path) -> Path:
     return root
 
 
-
 @contextlib.contextmanager
 def file_permissions_apply() -> Iterator[None]:
     """Make file permissions bite for this thread (and the threads it starts), even as root.

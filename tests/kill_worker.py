@@ -40,7 +40,7 @@ from helpers_worker import digests
 
 import modelkit_assets.remote as remote_module
 from modelkit_assets import AssetsManager, AssetStore
-from modelkit_assets.backends.local import LocalBackend
+from modelkit_assets.backends import backend_for
 from modelkit_assets.cache import AssetCache
 from modelkit_assets.errors import AssetsError
 
@@ -106,8 +106,11 @@ def _instrument(ticker: Ticker, store: AssetStore) -> None:
     # every store request of the protocol goes through remote.py (claims, commit, index)
     for name in ("create_exclusive", "write_replace", "list_dir"):
         setattr(remote_module, name, ticker.wrap(getattr(remote_module, name)))
-    # a local store's files are copied in chunks by its backend, not by fsspec
-    LocalBackend.get_file = ticker.wrap(LocalBackend.get_file)  # type: ignore[method-assign]
+    # files are moved by the store's backend (one point per file it opens or streams), not
+    # by fsspec's put_file/get_file
+    backend = type(backend_for(store.fs))
+    for name in ("open_read", "open_write", "write_small", "aget", "aput"):
+        setattr(backend, name, ticker.wrap(getattr(backend, name)))
     for name in ("install", "save_manifest"):
         setattr(AssetCache, name, ticker.wrap(getattr(AssetCache, name)))
     cls = type(store.fs)

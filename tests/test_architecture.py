@@ -4,7 +4,8 @@ reaching into another's private names (``x._name``, ``from m import _name``).
 Imports inside functions count (a lazy import that closes a cycle is still a cycle);
 imports under ``if TYPE_CHECKING:`` do not (they never run). Allowed private names:
 a subclass calling its base class's hook (``super()._x``) and fsspec's asynchronous API,
-whose coroutines are underscore-named by design (``AsyncFileSystem._cp_file``...).
+whose coroutines are underscore-named by design (``AsyncFileSystem._cp_file``...,
+and s3fs's ``_call_s3``, the coroutine twin of its public ``call_s3``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "modelkit_assets"
 #: fsspec's documented async coroutines, called on an open filesystem
-FSSPEC_ASYNC = {"_cp_file", "_put_file", "_get_file", "_pipe_file", "_cat_file", "_info", "_ls"}
+FSSPEC_ASYNC = {"_cp_file", "_put_file", "_get_file", "_pipe_file", "_cat_file", "_info", "_ls", "_call_s3"}
 
 
 def _modules(package: Path) -> dict[str, Path]:

@@ -9,10 +9,11 @@ transfer tuning). Supporting one more backend well is one more module here.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from modelkit_assets.errors import ConfigurationError
 from modelkit_assets.urls import protocol_of, redact_url
@@ -21,14 +22,15 @@ if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
     from fsspec.callbacks import Callback
 
+    from modelkit_assets.integrity import StreamHasher
     from modelkit_assets.transfer import Tuning
 
 #: options every fsspec filesystem takes (instance and listings caches, event loop)
 FSSPEC_OPTIONS = frozenset(
     {"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths", "asynchronous", "loop"}
 )
-#: bytes a streamed download holds in memory (fsspec's blocks)
-STREAM_BUFFER = 2**16
+#: bytes a streamed download holds in memory (a chunk being hashed and written)
+STREAM_BUFFER = 2**20
 
 
 def named_parameters(func: Any) -> set[str]:
@@ -165,19 +167,66 @@ class Backend:
         return bool(fs.exists(bucket))
 
     # -- transfers ----------------------------------------------------------------------
-    def file_kwargs(self, direction: str, tuning: Tuning) -> dict[str, Any]:
-        """Keyword arguments that bound one file's memory in ``put_file``/``get_file``."""
-        return {}
+    #: whether ``aput``/``aget`` stream files natively on the filesystem's event loop;
+    #: otherwise transfer.py moves each file through ``open_read``/``open_write``
+    streams_async: ClassVar[bool] = False
+
+    def open_read(self, fs: AbstractFileSystem, path: str, tuning: Tuning) -> tuple[BinaryIO, int | None]:
+        """A readable file object of the object ``path`` and its size when known."""
+        handle = fs.open(path, "rb", block_size=tuning.part_size)
+        size = getattr(handle, "size", None)
+        return handle, size if isinstance(size, int) else None
+
+    def write_small(self, fs: AbstractFileSystem, path: str, data: bytes) -> None:
+        """Write a whole object of at most ``part_size`` bytes in one request."""
+        fs.pipe_file(path, data)
+
+    def open_write(self, fs: AbstractFileSystem, path: str, tuning: Tuning) -> BinaryIO:
+        """A writable file object creating ``path``, holding at most ``part_size`` bytes."""
+        handle: BinaryIO = fs.open(path, "wb", block_size=tuning.part_size)
+        return handle
+
+    def abort_write(self, fs: AbstractFileSystem, path: str, handle: BinaryIO) -> None:
+        """Give up a write: cancel what the object store started (a multipart or resumable
+        upload) without committing the bytes written so far (closing would)."""
+        with contextlib.suppress(Exception):
+            discard = getattr(handle, "discard", None)
+            if callable(discard):
+                discard()
+        if hasattr(handle, "forced"):
+            handle.forced = True  # fsspec's buffered files: close() then skips the last flush
+        with contextlib.suppress(Exception):
+            handle.close()
+
+    async def aput(
+        self,
+        fs: AbstractFileSystem,
+        local: str,
+        key: str,
+        tuning: Tuning,
+        callback: Callback,
+        hasher: StreamHasher,
+    ) -> None:
+        """Upload ``local`` to ``key`` on ``fs``'s loop, feeding ``hasher`` every byte sent."""
+        raise NotImplementedError
+
+    async def aget(
+        self,
+        fs: AbstractFileSystem,
+        key: str,
+        local: str,
+        tuning: Tuning,
+        callback: Callback,
+        hasher: StreamHasher,
+    ) -> None:
+        """Download ``key`` to ``local`` on ``fs``'s loop, feeding ``hasher`` every byte."""
+        raise NotImplementedError
 
     def job_cost(self, direction: str, size: int | None, tuning: Tuning) -> int:
         """Bytes one file transfer holds in memory while it runs (transfer.py's table)."""
-        if direction == "put":
-            return tuning.part_size if size is None else min(size, tuning.part_size)
-        return STREAM_BUFFER if size is None else min(size, STREAM_BUFFER)
-
-    def get_file(self, fs: AbstractFileSystem, src: str, dst: str, callback: Callback, **kwargs: Any) -> None:
-        """Download one file, reporting its bytes to ``callback`` (synchronous backends)."""
-        fs.get_file(src, dst, callback=callback, **kwargs)
+        if size is None:
+            return tuning.part_size
+        return min(size, tuning.part_size)
 
 
 class CloudBackend(Backend):

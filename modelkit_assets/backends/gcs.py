@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import types
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from modelkit_assets.backends.base import CloudBackend
 
@@ -63,8 +63,8 @@ class GCSBackend(CloudBackend):
         fs.call("GET", "b/{}", bucket, json_out=True)
         return True
 
-    def file_kwargs(self, direction: str, tuning: Tuning) -> dict[str, Any]:
-        """gcsfs uploads resumable chunks of ``chunksize``."""
-        if direction != "put":
-            return {}
-        return {"chunksize": max(_CHUNK_UNIT, tuning.part_size // _CHUNK_UNIT * _CHUNK_UNIT)}
+    def open_write(self, fs: AbstractFileSystem, path: str, tuning: Tuning) -> BinaryIO:
+        """gcsfs uploads resumable chunks of a multiple of 256 KiB."""
+        block = max(_CHUNK_UNIT, tuning.part_size // _CHUNK_UNIT * _CHUNK_UNIT)
+        handle: BinaryIO = fs.open(path, "wb", block_size=block)
+        return handle

@@ -3,19 +3,18 @@ between the users of a machine."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, BinaryIO
 
-from modelkit_assets.backends.base import Backend
+from modelkit_assets.backends.base import STREAM_BUFFER, Backend
 from modelkit_assets.localdisk import replace_file
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
-    from fsspec.callbacks import Callback
 
-#: bytes per read of a local copy (each one reported, so a size limit can stop it)
-LOCAL_CHUNK = 2**20
+    from modelkit_assets.transfer import Tuning
 
 
 class LocalBackend(Backend):
@@ -59,11 +58,20 @@ class LocalBackend(Backend):
     def bucket_exists(self, fs: AbstractFileSystem, bucket: str) -> bool | None:
         return None
 
-    def get_file(self, fs: AbstractFileSystem, src: str, dst: str, callback: Callback, **kwargs: Any) -> None:
-        """A copy in chunks reported to ``callback`` (fsspec's local ``get_file`` copies
-        whole and reports nothing, so no size limit could stop it)."""
-        with open(self.local_path(fs, src), "rb") as source, open(dst, "wb") as target:
-            callback.set_size(os.fstat(source.fileno()).st_size)
-            while chunk := source.read(LOCAL_CHUNK):
-                callback.relative_update(len(chunk))
-                target.write(chunk)
+    def open_read(self, fs: AbstractFileSystem, path: str, tuning: Tuning) -> tuple[BinaryIO, int | None]:
+        """The file itself (fsspec's local files add nothing here)."""
+        handle = open(self.local_path(fs, path), "rb")  # noqa: SIM115 - the caller closes it
+        return handle, os.fstat(handle.fileno()).st_size
+
+    def open_write(self, fs: AbstractFileSystem, path: str, tuning: Tuning) -> BinaryIO:
+        return open(self.local_path(fs, path), "wb")
+
+    def abort_write(self, fs: AbstractFileSystem, path: str, handle: BinaryIO) -> None:
+        """Close and remove the partial file."""
+        handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.local_path(fs, path))
+
+    def job_cost(self, direction: str, size: int | None, tuning: Tuning) -> int:
+        """A local copy holds one chunk at a time."""
+        return STREAM_BUFFER if size is None else min(size, STREAM_BUFFER)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from modelkit_assets.backends.base import Backend
 
@@ -26,3 +27,8 @@ class MemoryBackend(Backend):
 
     def bucket_exists(self, fs: AbstractFileSystem, bucket: str) -> bool | None:
         return None
+
+    def abort_write(self, fs: AbstractFileSystem, path: str, handle: BinaryIO) -> None:
+        """Remove the object: a memory file is in the store from its opening."""
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm_file(path)

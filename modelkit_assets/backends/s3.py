@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from modelkit_assets.backends.base import STREAM_BUFFER, CloudBackend
+from modelkit_assets.backends.base import CloudBackend
 from modelkit_assets.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
+    from fsspec.callbacks import Callback
 
+    from modelkit_assets.integrity import StreamHasher
     from modelkit_assets.transfer import Tuning
 
 
@@ -74,19 +79,270 @@ class S3Backend(CloudBackend):
         fs.call_s3("list_objects_v2", Bucket=bucket, MaxKeys=1)
         return True
 
-    def file_kwargs(self, direction: str, tuning: Tuning) -> dict[str, Any]:
-        """s3fs defaults to 50 MiB parts, 10 at a time, read whole into memory (a 200 MB
-        upload peaked at 463 MB RSS)."""
-        parts = tuning.part_concurrency if direction == "put" else tuning.download_part_concurrency
-        return {"chunksize": tuning.part_size, "max_concurrency": parts}
+    # -- transfers: one pass, hashed as sent or received, a sliding window of parts ------
+    streams_async = True
+
+    async def aput(
+        self,
+        fs: AbstractFileSystem,
+        local: str,
+        key: str,
+        tuning: Tuning,
+        callback: Callback,
+        hasher: StreamHasher,
+    ) -> None:
+        """One PUT for a file of at most ``part_size`` bytes, otherwise a multipart upload
+        with ``part_concurrency`` parts in flight: a new part is read as soon as one is
+        sent (s3fs sends batches and waits for the slowest part of each). Parts are read
+        and hashed in a worker thread, in order, so the event loop keeps sending."""
+        bucket, path, _ = fs.split_path(key)
+        loop = asyncio.get_running_loop()
+        with open(local, "rb") as source:
+            size = os.fstat(source.fileno()).st_size
+            callback.set_size(size)
+            part_size = multipart_part_size(size, tuning.part_size)
+
+            def read_part() -> bytes:
+                data = source.read(part_size)
+                hasher.update(data)
+                return data
+
+            if size <= part_size:
+                data = await loop.run_in_executor(None, read_part)
+                await fs._call_s3("put_object", Bucket=bucket, Key=path, Body=data)
+                callback.relative_update(len(data))
+                return
+            created = await fs._call_s3("create_multipart_upload", Bucket=bucket, Key=path)
+            upload_id = created["UploadId"]
+            try:
+                etags = await _send_parts(fs, bucket, path, upload_id, read_part, tuning, callback)
+                parts = [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
+                await fs._call_s3(
+                    "complete_multipart_upload",
+                    Bucket=bucket,
+                    Key=path,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
+            except BaseException:
+                # parts of an abandoned upload are billed until aborted
+                with contextlib.suppress(Exception):
+                    await fs._call_s3("abort_multipart_upload", Bucket=bucket, Key=path, UploadId=upload_id)
+                raise
+
+    async def aget(
+        self,
+        fs: AbstractFileSystem,
+        key: str,
+        local: str,
+        tuning: Tuning,
+        callback: Callback,
+        hasher: StreamHasher,
+    ) -> None:
+        """One streamed GET (or, with ``download_part_concurrency`` > 1, a sliding window
+        of ranged GETs); chunks are hashed and written in a worker thread, in order,
+        while the next ones arrive."""
+        bucket, path, _ = fs.split_path(key)
+        ranged = tuning.download_part_concurrency > 1
+        first = await fs._call_s3(
+            "get_object",
+            Bucket=bucket,
+            Key=path,
+            **({"Range": f"bytes=0-{tuning.part_size - 1}"} if ranged else {}),
+        )
+        total = _total_size(first)
+        callback.set_size(total)  # stops an object larger than its manifest at once
+        with open(local, "wb") as target:
+            async with _OrderedWriter(target, hasher) as writer:
+                await _drain(first["Body"], writer, callback)
+                if ranged and total is not None and total > tuning.part_size:
+                    await _ranged_rest(fs, bucket, path, total, tuning, writer, callback)
 
     def job_cost(self, direction: str, size: int | None, tuning: Tuning) -> int:
-        parts = tuning.part_concurrency if direction == "put" else tuning.download_part_concurrency
-        multipart = tuning.part_size * parts
         if direction == "put":
-            if size is None:
-                return multipart
-            return size if size < 2 * tuning.part_size else multipart
-        if parts == 1 or (size is not None and size <= tuning.part_size):
-            return STREAM_BUFFER if size is None else min(size, STREAM_BUFFER)
-        return multipart
+            if size is not None and size <= tuning.part_size:
+                return size
+            return multipart_part_size(size or 0, tuning.part_size) * tuning.part_concurrency
+        if tuning.download_part_concurrency > 1 and (size is None or size > tuning.part_size):
+            return tuning.part_size * tuning.download_part_concurrency
+        return _WRITE_BATCH * 2 if size is None else min(size, _WRITE_BATCH * 2)
+
+
+#: S3 accepts at most this many parts in one multipart upload
+MAX_PARTS = 10_000
+#: bytes of a streamed download handed at once to the thread that hashes and writes
+_WRITE_BATCH = 4 * 2**20
+#: bytes asked of the response body per read
+_READ_CHUNK = 2**20
+
+
+def multipart_part_size(size: int, part_size: int) -> int:
+    """``part_size``, grown (in MiB) so that ``size`` fits in ``MAX_PARTS`` parts."""
+    needed = -(-size // MAX_PARTS)
+    if needed <= part_size:
+        return part_size
+    mib = 2**20
+    return -(-needed // mib) * mib
+
+
+async def _send_parts(
+    fs: AbstractFileSystem,
+    bucket: str,
+    path: str,
+    upload_id: str,
+    read_part: Callable[[], bytes],
+    tuning: Tuning,
+    callback: Callback,
+) -> dict[int, str]:
+    """Upload parts from ``read_part`` until it returns nothing, keeping up to
+    ``part_concurrency`` parts in flight (read or being sent); their ETags by number."""
+    loop = asyncio.get_running_loop()
+    window = asyncio.Semaphore(tuning.part_concurrency)
+    etags: dict[int, str] = {}
+
+    async def send(number: int, data: bytes) -> None:
+        try:
+            sent = await fs._call_s3(
+                "upload_part", Bucket=bucket, Key=path, UploadId=upload_id, PartNumber=number, Body=data
+            )
+            etags[number] = sent["ETag"]
+            callback.relative_update(len(data))
+        finally:
+            window.release()
+
+    with _first_error():
+        async with asyncio.TaskGroup() as group:
+            number = 0
+            while True:
+                await window.acquire()
+                data = await loop.run_in_executor(None, read_part)
+                if not data:
+                    window.release()
+                    break
+                number += 1
+                group.create_task(send(number, data))
+    return etags
+
+
+@contextlib.contextmanager
+def _first_error() -> Iterator[None]:
+    """A failed ``TaskGroup``'s first error itself (callers and store_errors expect the
+    backend's exception, not a group)."""
+    try:
+        yield
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+
+
+def _total_size(response: Mapping[str, Any]) -> int | None:
+    """The object's size from a GET answer (``Content-Range`` for a ranged one)."""
+    content_range = response.get("ContentRange")
+    if isinstance(content_range, str) and "/" in content_range:
+        total = content_range.rsplit("/", 1)[1]
+        return int(total) if total.isdigit() else None
+    length = response.get("ContentLength")
+    return length if isinstance(length, int) else None
+
+
+class _OrderedWriter:
+    """Hashes and writes batches in a worker thread, one at a time and in order, so the
+    event loop keeps receiving while the previous batch is hashed and written."""
+
+    def __init__(self, target: BinaryIO, hasher: StreamHasher) -> None:
+        self.target, self.hasher = target, hasher
+        self.pending: asyncio.Future[None] | None = None
+
+    def _consume(self, data: bytes) -> None:
+        self.hasher.update(data)
+        self.target.write(data)
+
+    async def write(self, data: bytes) -> None:
+        if self.pending is not None:
+            await self.pending
+        self.pending = asyncio.get_running_loop().run_in_executor(None, self._consume, data)
+
+    async def __aenter__(self) -> _OrderedWriter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        # the file is closed after this: never while a batch is still being written
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            if exc[0] is None:
+                await pending
+            else:
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(pending)
+
+
+async def _drain(body: Any, writer: _OrderedWriter, callback: Callback) -> None:
+    """Read a response body to its end into ``writer`` in batches of ``_WRITE_BATCH``."""
+    batch = bytearray()
+    try:
+        while chunk := await body.read(_READ_CHUNK):
+            callback.relative_update(len(chunk))
+            batch += chunk
+            if len(batch) >= _WRITE_BATCH:
+                await writer.write(bytes(batch))
+                batch.clear()
+        if batch:
+            await writer.write(bytes(batch))
+    finally:
+        body.close()
+
+
+async def _ranged_rest(
+    fs: AbstractFileSystem,
+    bucket: str,
+    path: str,
+    total: int,
+    tuning: Tuning,
+    writer: _OrderedWriter,
+    callback: Callback,
+) -> None:
+    """The ranges after the first part, ``download_part_concurrency`` in flight, written
+    in order as they complete (a slow range holds back only the writing, not the others)."""
+    part = tuning.part_size
+    window = asyncio.Semaphore(tuning.download_part_concurrency)
+    queue: asyncio.Queue[asyncio.Task[bytes] | None] = asyncio.Queue()
+
+    async def fetch(start: int) -> bytes:
+        end = min(start + part, total) - 1
+        got = await fs._call_s3("get_object", Bucket=bucket, Key=path, Range=f"bytes={start}-{end}")
+        body = got["Body"]
+        try:
+            data: bytes = await body.read()
+        finally:
+            body.close()
+        callback.relative_update(len(data))
+        return data
+
+    with _first_error():
+        async with asyncio.TaskGroup() as group:
+            await _produce_and_consume(group, part, total, window, queue, fetch, writer)
+
+
+async def _produce_and_consume(
+    group: asyncio.TaskGroup,
+    part: int,
+    total: int,
+    window: asyncio.Semaphore,
+    queue: asyncio.Queue[asyncio.Task[bytes] | None],
+    fetch: Callable[[int], Coroutine[Any, Any, bytes]],
+    writer: _OrderedWriter,
+) -> None:
+    """Start ranges while the window has room; write them in order as they complete."""
+
+    async def produce() -> None:
+        for start in range(part, total, part):
+            await window.acquire()  # released once that range is written
+            await queue.put(group.create_task(fetch(start)))
+        await queue.put(None)
+
+    async def consume() -> None:
+        while (task := await queue.get()) is not None:
+            await writer.write(await task)
+            window.release()
+
+    group.create_task(produce())
+    group.create_task(consume())

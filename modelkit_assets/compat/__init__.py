@@ -53,7 +53,6 @@ corresponds to, so either can be caught::
     DriverNotInstalledError (BackendNotInstalledError)
 """
 
-
 from modelkit_assets.compat import errors, manager, remote, settings, versioning
 from modelkit_assets.compat.errors import (
     AssetAlreadyExistsError,

@@ -113,5 +113,3 @@ def modelkit_errors(not_found: type[errors.AssetsError] = ObjectDoesNotExistErro
         if translated is None:
             raise
         raise translated from err
-
-

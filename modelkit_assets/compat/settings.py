@@ -155,5 +155,3 @@ class AssetSpec:
 
     def __repr__(self) -> str:
         return f"AssetSpec({str(self)!r}, versioning={self.versioning.system_name!r})"
-
-

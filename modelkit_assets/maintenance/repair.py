@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from modelkit_assets.store import AssetStore
 
 
-
 @dataclass(frozen=True)
 class Orphan:
     """Version data with no ``.meta``: a publish that died before its commit."""
@@ -175,6 +174,7 @@ def repair_asset(
 def _objects(store: AssetStore, entry: dict[str, Any]) -> list[dict[str, Any]]:
     if entry["type"] != "directory":
         return [entry]
+
     def find() -> list[dict[str, Any]]:
         store.fs.invalidate_cache(entry["name"])
         return list(store.fs.find(entry["name"], detail=True).values())
@@ -211,9 +211,7 @@ def _delete(store: AssetStore, name: str, report: AssetRepair) -> None:
     layout = store.layout
     writer = f"repair-{uuid.uuid4().hex}"
     doomed = {o.version for o in report.orphans}
-    doomed |= {
-        c.version for c in report.claims if c.state in ("stale", "leftover") and c.version != NEW_KEY
-    }
+    doomed |= {c.version for c in report.claims if c.state in ("stale", "leftover") and c.version != NEW_KEY}
     orphans = {o.version for o in report.orphans}
     for version in sorted(doomed):
         committed = version in report.committed
@@ -244,6 +242,4 @@ def repair(
     from modelkit_assets.spec import check_name
 
     targets = asset_names(store) if names is None else [check_name(n) for n in names]
-    return [
-        repair_asset(store, n, delete_orphans=delete_orphans, dry_run=dry_run, now=now) for n in targets
-    ]
+    return [repair_asset(store, n, delete_orphans=delete_orphans, dry_run=dry_run, now=now) for n in targets]

@@ -24,7 +24,6 @@ from modelkit_assets.layout import SUCCESS_NAME
 from modelkit_assets.manifest import AssetMeta, FileEntry
 
 if TYPE_CHECKING:
-
     from modelkit_assets.store import AssetStore
 
 HASH_WORKERS = 8

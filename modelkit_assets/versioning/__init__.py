@@ -39,8 +39,7 @@ def _load(entry_point: EntryPoint) -> type[VersioningSystem]:
         ) from err
     if not (isinstance(loaded, type) and issubclass(loaded, VersioningSystem)):
         raise UnknownVersioningSystemError(
-            f"{where} is not a subclass of modelkit_assets.versioning.VersioningSystem; "
-            "fix its entry point."
+            f"{where} is not a subclass of modelkit_assets.versioning.VersioningSystem; fix its entry point."
         )
     return loaded
 

@@ -28,5 +28,3 @@ def versioning_class(name: str) -> type[AssetsVersioningSystem]:
     with modelkit_errors():
         get_versioning(name)  # unknown names fail here, with the list of known ones
     return type(f"{name}AssetsVersioningSystem", (AssetsVersioningSystem,), {"system_name": name})
-
-
