@@ -18,7 +18,8 @@ asset's hidden ``.claims`` folder; whoever creates it owns the version until it 
         v
       {version}.meta exists (the dead writer committed) ---------> not owned, never touched
         v
-      remove what the dead writer uploaded into {name}/{version} -> owned
+      remove what the dead writer uploaded into {name}/{version} -> owned (resumed)
+      (or, with keep_data, leave it for the publisher to keep what it can prove intact)
 
 ``Claims`` runs this protocol over a ``Remote`` (remote.py): it needs nothing of
 ``AssetStore``, which owns one. A committed version is never claimed again; a claim
@@ -58,6 +59,8 @@ class Claim:
     version: str
     attempt: int
     writer: str
+    #: taken over from a dead writer whose uploads were left in place (``keep_data``)
+    resumed: bool = False
 
 
 def utc_now() -> dt.datetime:
@@ -96,11 +99,15 @@ class Claims:
         """Whether ``{version}.meta`` exists (asked of the server)."""
         return self.remote.exists(self.remote.layout.meta(name, version), f"check {name}:{version}")
 
-    def acquire(self, name: str, key: str, writer: str, *, now: dt.datetime | None = None) -> Claim | None:
+    def acquire(
+        self, name: str, key: str, writer: str, *, now: dt.datetime | None = None, keep_data: bool = False
+    ) -> Claim | None:
         """Own ``key`` (a version, or ``NEW_KEY``) of ``name`` for ``writer``, or return ``None``.
 
         Attempt 0 is created exclusively; if it exists, the latest attempt is read and,
-        when its writer is dead, the next attempt is created exclusively (a resume).
+        when its writer is dead, the next attempt is created exclusively (a resume). The
+        dead writer's uploads are removed, unless ``keep_data``: the claim is then
+        ``resumed`` and the caller must keep only what it proves intact.
         """
         body = json.dumps(
             {
@@ -131,6 +138,8 @@ class Claims:
             if self.is_committed(name, key):
                 # the dead writer finished: its version is published and never touched (G1)
                 return None
+            if keep_data:
+                return Claim(key, key, attempt + 1, writer, resumed=True)
             # the dead writer may have left data behind: start from a clean prefix
             self.remote.remove(layout.data(name, key), f"clean {name}:{key}")
         return Claim(key, key, attempt + 1, writer)
@@ -183,7 +192,14 @@ class Claims:
         return age > self.ttl_s
 
     def claim_version(
-        self, name: str, candidate: str, committed: list[str], writer: str, *, bump_major: bool
+        self,
+        name: str,
+        candidate: str,
+        committed: list[str],
+        writer: str,
+        *,
+        bump_major: bool,
+        keep_data: bool = False,
     ) -> Claim:
         """Claim ``candidate``, or the first following version no other writer holds.
 
@@ -195,7 +211,7 @@ class Claims:
         taken = set(committed)
         for _ in range(MAX_CLAIM_TRIES):
             if candidate not in taken:
-                claim = self.acquire(name, candidate, writer)
+                claim = self.acquire(name, candidate, writer, keep_data=keep_data)
                 # a modelkit writer commits without claiming: check the commit itself
                 if claim is not None and not self.is_committed(name, candidate):
                     return claim
@@ -206,7 +222,9 @@ class Claims:
             f"{MAX_CLAIM_TRIES} tries: too many concurrent writers; retry."
         )
 
-    def claim_pinned(self, name: str, version: str, committed: list[str], writer: str) -> Claim:
+    def claim_pinned(
+        self, name: str, version: str, committed: list[str], writer: str, *, keep_data: bool = False
+    ) -> Claim:
         """Claim exactly ``version``.
 
         Raises
@@ -214,7 +232,7 @@ class Claims:
         VersionExistsError
             If it is committed or another writer holds it.
         """
-        claim = None if version in committed else self.acquire(name, version, writer)
+        claim = None if version in committed else self.acquire(name, version, writer, keep_data=keep_data)
         if claim is None or self.is_committed(name, version):
             raise VersionExistsError(
                 f"Version {version} of {name} already exists in {self.remote.display_url}, or another "

@@ -58,6 +58,17 @@ class StreamHasher:
                 self._block = hashlib.sha256()
                 self._in_block = 0
 
+    def sha256_so_far(self) -> bytes:
+        """The sha256 of everything fed so far (the whole file, once it is all fed)."""
+        return self._whole.copy().digest()
+
+    def last_block(self) -> bytes:
+        """The sha256 of the block fed last: the one in progress, or the last completed
+        (a part of exactly one block, fed whole, gets its own hash without a second pass)."""
+        if self._in_block:
+            return self._block.copy().digest()
+        return bytes.fromhex(self._blocks[-1]) if self._blocks else hashlib.sha256().digest()
+
     def entry(self) -> FileEntry:
         """What was fed, as a manifest entry (size, sha256, block hashes)."""
         blocks = list(self._blocks)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelkit_assets._version import __version__
-from modelkit_assets.backends import basename, redact_url
+from modelkit_assets.backends import backend_for, basename, redact_url
 from modelkit_assets.claims import NEW_KEY, Claim, Claims
 from modelkit_assets.errors import (
     AssetExistsError,
@@ -56,7 +56,7 @@ from modelkit_assets.settings import (
     DEFAULT_RETRIES,
     DEFAULT_RETRY_DEADLINE_S,
 )
-from modelkit_assets.source import Source, scan_source
+from modelkit_assets.source import Source, SourceFile, scan_source
 from modelkit_assets.spec import AssetSpec, check_name
 from modelkit_assets.transfer import copy_objects, download, unchanged_files, upload
 from modelkit_assets.versioning import VersioningSystem, get_versioning
@@ -486,13 +486,19 @@ class AssetStore:
             # the claim protocol (its claim or its meta), which then tries the next version
             committed = list(plan.existing)
             candidate = self.versioning.next(committed, major=plan.major, bump_major=plan.bump_major)
+        # where the store records a checksum with each object, a dead writer's uploads
+        # are kept when they prove intact: a rerun re-sends only the rest (resume)
+        keep = backend_for(self.fs).records_checksums
         if plan.pinned:
-            claim = self.claims.claim_pinned(name, plan.version, committed, writer)
+            claim = self.claims.claim_pinned(name, plan.version, committed, writer, keep_data=keep)
         else:
-            claim = self.claims.claim_version(name, candidate, committed, writer, bump_major=plan.bump_major)
+            claim = self.claims.claim_version(
+                name, candidate, committed, writer, bump_major=plan.bump_major, keep_data=keep
+            )
         previous = None if plan.is_new else self.versioning.latest(committed, plan.major)
         try:
-            files = self._upload_data(plan.source, name, claim, callback, previous=previous)
+            kept = self._intact_leftovers(plan.source, name, claim.version) if claim.resumed else {}
+            files = self._upload_data(plan.source, name, claim, callback, previous=previous, kept=kept)
             moved = plan.source.changed() + [
                 f.path for f in plan.source.files if files[f.path].size != f.size
             ]
@@ -533,18 +539,22 @@ class AssetStore:
         callback: Callback | None,
         *,
         previous: str | None = None,
+        kept: Mapping[str, FileEntry] | None = None,
     ) -> dict[str, FileEntry]:
         """Upload (or copy inside the store) every file of ``source`` into the claimed
-        version; return each file's entry as measured in that single read."""
+        version, except those ``kept`` (already stored intact); return each file's entry
+        as measured in that single read."""
+        files: dict[str, FileEntry] = dict(kept or {})
         if not source.is_directory:
+            if files:
+                return files
             pairs = [(source.files[0].local, self.layout.data(name, claim.version))]
             with self.remote.errors(f"upload {name}:{claim.version}"):
                 sent = upload(
                     self.fs, pairs, callback=callback, concurrency=self.concurrency, retry=self.retry
                 )
             return {source.files[0].path: sent[0]}
-        files: dict[str, FileEntry] = {}
-        if previous is not None and (same := self._unchanged(source, name, previous)):
+        if previous is not None and (same := self._unchanged(source, name, previous, skip=files)):
             copies = [
                 (self.layout.data(name, previous, path), self.layout.data(name, claim.version, path))
                 for path in same
@@ -562,7 +572,50 @@ class AssetStore:
         files.update((f.path, entry) for f, entry in zip(rest, sent, strict=True))
         return files
 
-    def _unchanged(self, source: Source, name: str, previous: str) -> dict[str, FileEntry]:
+    def _intact_leftovers(self, source: Source, name: str, version: str) -> dict[str, FileEntry]:
+        """Resuming a dead writer's version: the objects it stored that hold exactly a
+        file of ``source``, with that file's entry; every other object it left is removed.
+
+        Intact means the checksum the store recorded when it wrote the object matches the
+        file (read once here): never a name or a size alone.
+        """
+        backend = backend_for(self.fs)
+        prefix = self.layout.data(name, version)
+        found = self.remote.request(
+            f"list what {name}:{version}'s last writer stored",
+            lambda: self.fs.find(prefix, detail=True) if self.fs.exists(prefix) else {},
+        )
+        stored = {key: info.get("size") for key, info in found.items()}
+        keys = {
+            f.path: self.layout.data(name, version, f.path) if source.is_directory else prefix
+            for f in source.files
+        }
+        candidates = [f for f in source.files if stored.get(keys[f.path]) == f.size]
+
+        def check(f: SourceFile) -> FileEntry | None:
+            recorded = self.remote.request(
+                f"check {name}:{version}[{f.path}]", lambda: backend.stored_checksum(self.fs, keys[f.path])
+            )
+            if recorded is None:
+                return None
+            local = hash_local(f.local)
+            return local if recorded in backend.checksums_of(local) else None
+
+        kept: dict[str, FileEntry] = {}
+        if candidates:
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(candidates))) as pool:
+                for f, entry in zip(candidates, pool.map(check, candidates), strict=True):
+                    if entry is not None:
+                        kept[f.path] = entry
+        keep_keys = {keys[path] for path in kept}
+        stale = [key for key in stored if key not in keep_keys]
+        if stale:
+            self.remote.request(f"clean {name}:{version}", lambda: self.fs.rm(stale))
+        return kept
+
+    def _unchanged(
+        self, source: Source, name: str, previous: str, *, skip: Mapping[str, FileEntry]
+    ) -> dict[str, FileEntry]:
         """Files of ``source`` identical to those of ``previous``, with their entries:
         they are copied inside the store instead of uploaded.
 
@@ -580,7 +633,8 @@ class AssetStore:
         candidates = [
             f
             for f in source.files
-            if (entry := old.files.get(f.path)) is not None
+            if f.path not in skip
+            and (entry := old.files.get(f.path)) is not None
             and entry.sha256 is not None
             and entry.size == f.size
         ]

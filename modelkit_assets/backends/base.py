@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from fsspec.callbacks import Callback
 
     from modelkit_assets.integrity import StreamHasher
+    from modelkit_assets.manifest import FileEntry
     from modelkit_assets.transfer import Tuning
 
 #: options every fsspec filesystem takes (instance and listings caches, event loop)
@@ -221,6 +222,20 @@ class Backend:
     ) -> None:
         """Download ``key`` to ``local`` on ``fs``'s loop, feeding ``hasher`` every byte."""
         raise NotImplementedError
+
+    # -- resume: what the store recorded when it wrote an object ----------------------
+    #: whether objects written by ``aput``/``open_write`` carry a checksum the store
+    #: recorded at write time (``stored_checksum``): a resumed publish keeps the objects
+    #: a dead writer left whose checksum matches the file; elsewhere it starts clean
+    records_checksums: ClassVar[bool] = False
+
+    def stored_checksum(self, fs: AbstractFileSystem, key: str) -> str | None:
+        """The checksum the store recorded for ``key`` when it was written, if any."""
+        return None
+
+    def checksums_of(self, entry: FileEntry) -> set[str]:
+        """The checksums ``stored_checksum`` gives for an object of this entry's bytes."""
+        return set()
 
     def job_cost(self, direction: str, size: int | None, tuning: Tuning) -> int:
         """Bytes one file transfer holds in memory while it runs (transfer.py's table)."""

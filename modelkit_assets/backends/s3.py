@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import os
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from modelkit_assets.backends.base import CloudBackend
 from modelkit_assets.errors import ConfigurationError
+from modelkit_assets.integrity import BLOCK_SIZE
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
     from fsspec.callbacks import Callback
 
     from modelkit_assets.integrity import StreamHasher
+    from modelkit_assets.manifest import FileEntry
     from modelkit_assets.transfer import Tuning
 
 
@@ -102,21 +106,45 @@ class S3Backend(CloudBackend):
             callback.set_size(size)
             part_size = multipart_part_size(size, tuning.part_size)
 
-            def read_part() -> bytes:
+            # S3 records a sha256 checksum per part when it is sent one: with parts of one
+            # block, those are the manifest's block hashes, and the object's checksum (kept
+            # by S3, read back by HeadObject) proves a stored object intact (resume)
+            checksums = part_size == BLOCK_SIZE
+
+            def read_part() -> tuple[bytes, str]:
                 data = source.read(part_size)
                 hasher.update(data)
-                return data
+                digest = hasher.last_block() if checksums else b""
+                return data, base64.b64encode(digest).decode()
 
             if size <= part_size:
-                data = await loop.run_in_executor(None, read_part)
-                await fs._call_s3("put_object", Bucket=bucket, Key=path, Body=data)
+
+                def read_whole() -> tuple[bytes, str]:
+                    data = source.read(part_size)
+                    hasher.update(data)
+                    return data, base64.b64encode(hasher.sha256_so_far()).decode()
+
+                data, checksum = await loop.run_in_executor(None, read_whole)
+                await fs._call_s3(
+                    "put_object",
+                    Bucket=bucket,
+                    Key=path,
+                    Body=data,
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=checksum,
+                )
                 callback.relative_update(len(data))
                 return
-            created = await fs._call_s3("create_multipart_upload", Bucket=bucket, Key=path)
+            created = await fs._call_s3(
+                "create_multipart_upload",
+                Bucket=bucket,
+                Key=path,
+                **({"ChecksumAlgorithm": "SHA256"} if checksums else {}),
+            )
             upload_id = created["UploadId"]
             try:
-                etags = await _send_parts(fs, bucket, path, upload_id, read_part, tuning, callback)
-                parts = [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
+                sent = await _send_parts(fs, bucket, path, upload_id, read_part, tuning, callback, checksums)
+                parts = [sent[n] for n in sorted(sent)]
                 await fs._call_s3(
                     "complete_multipart_upload",
                     Bucket=bucket,
@@ -129,6 +157,27 @@ class S3Backend(CloudBackend):
                 with contextlib.suppress(Exception):
                     await fs._call_s3("abort_multipart_upload", Bucket=bucket, Key=path, UploadId=upload_id)
                 raise
+
+    # -- resume: what S3 recorded when it stored an object -----------------------------
+    records_checksums = True
+
+    def stored_checksum(self, fs: AbstractFileSystem, key: str) -> str | None:
+        """The sha256 checksum S3 recorded for ``key`` when it was written (of the whole
+        object, or of its parts' checksums for a multipart upload), ``None`` if none."""
+        bucket, path, _ = fs.split_path(key)
+        head = fs.call_s3("head_object", Bucket=bucket, Key=path, ChecksumMode="ENABLED")
+        checksum = head.get("ChecksumSHA256")
+        return checksum.split("-", 1)[0] if isinstance(checksum, str) else None
+
+    def checksums_of(self, entry: FileEntry) -> set[str]:
+        """The checksums S3 records for a file with this entry, uploaded by ``aput``."""
+        found = set()
+        if entry.sha256 is not None:
+            found.add(base64.b64encode(bytes.fromhex(entry.sha256)).decode())
+        if entry.blocks:
+            joined = b"".join(bytes.fromhex(block) for block in entry.blocks)
+            found.add(base64.b64encode(hashlib.sha256(joined).digest()).decode())
+        return found
 
     async def aget(
         self,
@@ -190,22 +239,31 @@ async def _send_parts(
     bucket: str,
     path: str,
     upload_id: str,
-    read_part: Callable[[], bytes],
+    read_part: Callable[[], tuple[bytes, str]],
     tuning: Tuning,
     callback: Callback,
-) -> dict[int, str]:
+    checksums: bool,
+) -> dict[int, dict[str, Any]]:
     """Upload parts from ``read_part`` until it returns nothing, keeping up to
-    ``part_concurrency`` parts in flight (read or being sent); their ETags by number."""
+    ``part_concurrency`` parts in flight (read or being sent); each part's entry of
+    ``CompleteMultipartUpload`` by number."""
     loop = asyncio.get_running_loop()
     window = asyncio.Semaphore(tuning.part_concurrency)
-    etags: dict[int, str] = {}
+    sent: dict[int, dict[str, Any]] = {}
 
-    async def send(number: int, data: bytes) -> None:
+    async def send(number: int, data: bytes, checksum: str) -> None:
         try:
-            sent = await fs._call_s3(
-                "upload_part", Bucket=bucket, Key=path, UploadId=upload_id, PartNumber=number, Body=data
+            extra = {"ChecksumSHA256": checksum} if checksums else {}
+            answer = await fs._call_s3(
+                "upload_part",
+                Bucket=bucket,
+                Key=path,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
+                **extra,
             )
-            etags[number] = sent["ETag"]
+            sent[number] = {"PartNumber": number, "ETag": answer["ETag"], **extra}
             callback.relative_update(len(data))
         finally:
             window.release()
@@ -215,13 +273,13 @@ async def _send_parts(
             number = 0
             while True:
                 await window.acquire()
-                data = await loop.run_in_executor(None, read_part)
+                data, checksum = await loop.run_in_executor(None, read_part)
                 if not data:
                     window.release()
                     break
                 number += 1
-                group.create_task(send(number, data))
-    return etags
+                group.create_task(send(number, data, checksum))
+    return sent
 
 
 @contextlib.contextmanager

@@ -1,0 +1,140 @@
+"""Resuming a killed publish: the rerun re-sends only what is not already stored intact.
+
+A publisher is SIGKILLed after 8 of 10 files reached S3; its rerun (same host, so the dead
+writer's claim is stale at once) takes the same version over and keeps every object whose
+checksum, recorded by S3 when it stored the object, matches the local file. Nothing is
+trusted by name or size: a file edited between the runs (same size) is sent again, and an
+object the source no longer has is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelkit_assets import AssetsManager, AssetStore
+from modelkit_assets.backends.s3 import S3Backend
+
+pytestmark = pytest.mark.cloud
+MIB = 2**20
+
+KILLED_PUBLISHER = """
+import json, os, signal, sys
+from modelkit_assets import AssetStore
+from modelkit_assets.backends.s3 import S3Backend
+
+url, options, log, kill_after, source = sys.argv[1:6]
+real = S3Backend.aput
+done = []
+
+async def aput(self, fs, local, key, *args, **kwargs):
+    await real(self, fs, local, key, *args, **kwargs)
+    done.append(key)
+    with open(log, "a") as handle:
+        handle.write(key + "\\n")
+    if len(done) == int(kill_after):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+S3Backend.aput = aput
+AssetStore(url, json.loads(options)).new(source, "resume/model")
+"""
+
+
+def _killed_publish(
+    url: str, options: dict[str, Any], source: Path, kill_after: int, tmp_path: Path
+) -> list[str]:
+    """Publish ``source`` in a child process SIGKILLed once ``kill_after`` files are
+    stored; the keys it saw stored."""
+    log = tmp_path / "stored.txt"
+    script = tmp_path / "killed_publisher.py"
+    script.write_text(KILLED_PUBLISHER)
+    env = {**os.environ, "MODELKIT_ASSETS_CONCURRENCY": "2"}
+    done = subprocess.run(
+        [sys.executable, str(script), url, json.dumps(options), str(log), str(kill_after), str(source)],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    return log.read_text().split()
+
+
+def test_a_rerun_after_a_kill_at_80_percent_sends_only_the_rest(
+    s3_store_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, options = s3_store_factory()
+    source = tmp_path / "model"
+    source.mkdir()
+    sizes = {f"shard-{i}.bin": 2 * MIB for i in range(9)} | {"big.bin": 20 * MIB}  # big: 3 parts
+    for name, size in sizes.items():
+        (source / name).write_bytes(os.urandom(size))
+    stored = _killed_publish(url, options, source, 8, tmp_path)
+    assert len(stored) == 8
+    store = AssetStore(url, options)
+    assert not store.exists("resume/model")  # nothing was committed
+    prefix = store.layout.data("resume/model", "0.0")
+    before = set(store.fs.find(prefix))
+    assert set(stored) <= before
+
+    # between the runs: one stored file edited (same size), and a stray object appears
+    edited = Path(stored[0]).name
+    (source / edited).write_bytes(os.urandom(sizes[edited]))
+    store.fs.pipe_file(f"{prefix}/stray.bin", b"left by nobody")
+
+    sent: list[str] = []
+    real = S3Backend.aput
+
+    async def spy(self: S3Backend, fs: Any, local: str, key: str, *args: Any, **kwargs: Any) -> None:
+        sent.append(Path(key).name)
+        await real(self, fs, local, key, *args, **kwargs)
+
+    monkeypatch.setattr(S3Backend, "aput", spy)
+    assert store.new(source, "resume/model") == "0.0"  # the same version, taken over
+    kept = {Path(key).name for key in before} - {edited}
+    assert sorted(sent) == sorted(set(sizes) - kept)
+    moved = sum(sizes[name] for name in sent)
+    assert moved <= 0.25 * sum(sizes.values()) + sizes[edited]  # 80% were stored: <= 25% again
+    assert not store.fs.exists(f"{prefix}/stray.bin")
+    assert sorted(Path(k).name for k in store.fs.find(prefix)) == sorted(sizes)
+    fetched = AssetsManager(store, tmp_path / "cache").fetch("resume/model:0.0")
+    for name in sizes:
+        assert (fetched / name).read_bytes() == (source / name).read_bytes()
+    meta = store.meta("resume/model", "0.0")
+    assert meta.files[edited].sha256 == hashlib.sha256((source / edited).read_bytes()).hexdigest()
+
+
+def test_an_object_with_a_wrong_checksum_is_never_kept(s3_store_factory: Any, tmp_path: Path) -> None:
+    """A leftover with the right name and size whose recorded checksum does not match the
+    file (written by anything but this writer's upload) is sent again."""
+    url, options = s3_store_factory()
+    store = AssetStore(url, options)
+    source = tmp_path / "one.bin"
+    source.write_bytes(os.urandom(MIB))
+    _killed_publish(url, options, source, 1, tmp_path)  # killed right after its only file
+    key = store.layout.data("resume/model", "0.0")
+    assert store.fs.exists(key)
+    source.write_bytes(os.urandom(MIB))  # same size, other bytes
+    assert store.new(source, "resume/model") == "0.0"
+    assert store.fs.cat_file(key) == source.read_bytes()
+
+
+def test_s3_records_the_checksums_a_resume_relies_on(s3_store_factory: Any, tmp_path: Path) -> None:
+    """What ``aput`` sends, S3 keeps: the whole file's sha256 for one PUT, the composite
+    of the block hashes for a multipart upload; ``checksums_of`` predicts both."""
+    url, options = s3_store_factory()
+    store = AssetStore(url, options)
+    backend = S3Backend()
+    for name, size in (("small.bin", 3 * MIB), ("big.bin", 17 * MIB)):
+        path = tmp_path / name
+        path.write_bytes(os.urandom(size))
+        store.new(path, f"ck/{name.split('.')[0]}")
+        meta = store.meta(f"ck/{name.split('.')[0]}", "0.0")
+        recorded = backend.stored_checksum(store.fs, store.layout.data(f"ck/{name.split('.')[0]}", "0.0"))
+        assert recorded is not None and recorded in backend.checksums_of(meta.file_entry)
