@@ -137,17 +137,25 @@ class AssetCache:
 
     @contextlib.contextmanager
     def staging(self, name: str, version: str) -> Iterator[Path]:
-        """A fresh staging folder inside the assets dir (same filesystem: renames are
-        atomic); leftovers of killed fetchers of this version are removed first. Call it
-        with the asset's lock held.
+        """A staging folder inside the assets dir (same filesystem: renames are atomic):
+        the newest leftover of a killed fetcher of this version, whose partial files a
+        download resumes from, or a fresh one; other leftovers are removed. Call it with
+        the asset's lock held.
         """
         root = self.layout.staging_root()
         root.mkdir(parents=True, exist_ok=True)
         prefix = f"{name.replace('/', '__')}@{version}-"
-        for leftover in root.glob(prefix + "*"):
+        leftovers = sorted(root.glob(prefix + "*"), key=_mtime, reverse=True)
+        # the lock is held: every leftover's fetcher is dead. The newest one's partial
+        # files are kept for the download to resume from (it verifies them block by block)
+        for leftover in leftovers[1:]:
             shutil.rmtree(leftover, ignore_errors=True)
-        folder = root / f"{prefix}{uuid.uuid4().hex}"
-        folder.mkdir()
+        if leftovers and leftovers[0].is_dir():
+            folder = leftovers[0]
+            shutil.rmtree(folder / "previous", ignore_errors=True)  # an install's trash
+        else:
+            folder = root / f"{prefix}{uuid.uuid4().hex}"
+            folder.mkdir()
         try:
             yield folder
         finally:
@@ -195,3 +203,10 @@ class AssetCache:
             os.replace(staged, target)
             file_marker.touch()
         return target
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

@@ -312,7 +312,7 @@ class AssetsManager:
             with self.cache.staging(name, version) as stage:
                 staged = stage / version
                 if meta.is_directory:
-                    staged.mkdir()
+                    staged.mkdir(exist_ok=True)  # a resumed staging folder has it
                 store.download_version(meta, str(staged), callback=callback)
                 self.cache.save_manifest(meta)
                 path = self.cache.install(

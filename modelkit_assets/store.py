@@ -736,6 +736,7 @@ class AssetStore:
                         concurrency=self.concurrency,
                         entries=entries,
                         labels=labels,
+                        block_size=meta.block_size,
                         retry=self.retry,
                     )
                 except FileNotFoundError as err:

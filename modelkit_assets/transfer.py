@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -100,6 +101,9 @@ class Job:
     label: str = ""
     #: a download's manifest entry, checked against what the transfer measured
     expected: FileEntry | None = None
+    #: bytes per block of ``expected.blocks``: a partial ``dst`` left by a killed fetch
+    #: is kept up to its last block that matches, and the download resumes from there
+    block_size: int | None = None
 
 
 def _limited(callback: Callback, job: Job) -> Callback:
@@ -231,13 +235,18 @@ def _transfer(
     policy = retry or RetryPolicy.never()
     costs = [backend.job_cost(direction, job.size, tuning) for job in jobs]
     if _is_async(fs) and backend.streams_async:
-        astream = backend.aput if direction == "put" else backend.aget
 
         async def run_async(job: Job, child: Callback) -> FileEntry:
             async def attempt() -> FileEntry:
                 child.absolute_update(0)  # a retried file starts its progress again
                 hasher = StreamHasher()
-                await astream(fs, job.src, job.dst, tuning, _limited(child, job), hasher)
+                limited = _limited(child, job)
+                if direction == "put":
+                    await backend.aput(fs, job.src, job.dst, tuning, limited, hasher)
+                else:
+                    start = await asyncio.to_thread(_resume_point, job, hasher)
+                    if not _complete(job, start):
+                        await backend.aget(fs, job.src, job.dst, tuning, limited, hasher, start=start)
                 return _measured(job, hasher)
 
             result: FileEntry = await policy.acall(attempt, what=f"{direction} {job.src}", transfer=True)
@@ -246,13 +255,17 @@ def _transfer(
         return list(sync(fs.loop, _run_bounded, jobs, costs, run_async, callback, tuning))
 
     stop = threading.Event()
-    stream = _put_through_files if direction == "put" else _get_through_files
 
     def move(job: Job, child: Callback) -> FileEntry:
         def attempt() -> FileEntry:
             child.absolute_update(0)
             hasher = StreamHasher()
-            stream(fs, backend, job, tuning, _limited(child, job), hasher, stop)
+            if direction == "put":
+                _put_through_files(fs, backend, job, tuning, _limited(child, job), hasher, stop)
+            else:
+                start = _resume_point(job, hasher)
+                if not _complete(job, start):
+                    _get_through_files(fs, backend, job, tuning, _limited(child, job), hasher, stop, start)
             return _measured(job, hasher)
 
         try:
@@ -281,6 +294,37 @@ def _measured(job: Job, hasher: StreamHasher) -> FileEntry:
     if job.expected is not None:
         check_measured(found, job.expected, label=job.label or job.src)
     return found
+
+
+def _resume_point(job: Job, hasher: StreamHasher) -> int:
+    """Bytes at the start of a download's ``dst`` (left by a killed fetch) that match the
+    manifest's block hashes, fed to ``hasher``; the file is cut after them, so the
+    download resumes there. 0 (and ``dst`` untouched) without block hashes or a file."""
+    entry, block_size = job.expected, job.block_size
+    if entry is None or not entry.blocks or entry.size is None or not block_size:
+        return 0
+    try:
+        handle = open(job.dst, "r+b")  # noqa: SIM115 - closed below, after the truncate
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return 0
+    verified = 0
+    with handle:
+        for expected in entry.blocks:
+            data = handle.read(block_size)
+            if len(data) != min(block_size, entry.size - verified):
+                break
+            if hashlib.sha256(data).hexdigest() != expected:
+                break
+            hasher.update(data)
+            verified += len(data)
+        handle.truncate(verified)
+    return verified
+
+
+def _complete(job: Job, start: int) -> bool:
+    """Whether a resumed download already holds its whole file (verified block by block)."""
+    entry = job.expected
+    return entry is not None and entry.size is not None and start > 0 and start == entry.size
 
 
 def _put_through_files(
@@ -332,13 +376,19 @@ def _get_through_files(
     callback: Callback,
     hasher: StreamHasher,
     stop: threading.Event,
+    start: int = 0,
 ) -> None:
-    """Download one object through the store's readable file object into ``job.dst``,
-    hashing it as it is written."""
+    """Download one object through the store's readable file object into ``job.dst``
+    (from byte ``start`` on: what precedes is verified and kept), hashing it as it is
+    written."""
     source, size = backend.open_read(fs, job.src, tuning)
-    with source, open(job.dst, "wb") as target:
+    with source, open(job.dst, "r+b" if start else "wb") as target:
         if size is not None:
             callback.set_size(size)  # stops an object larger than its manifest at once
+        if start:
+            source.seek(start)
+            target.seek(start)
+            callback.relative_update(start)
         while chunk := source.read(HASH_CHUNK):
             if stop.is_set():
                 raise _Stopped(job.src)
@@ -382,6 +432,7 @@ def download(
     concurrency: int = DEFAULT_CONCURRENCY,
     entries: Sequence[FileEntry | None] | None = None,
     labels: Sequence[str] | None = None,
+    block_size: int | None = None,
     tuning: Tuning | None = None,
     retry: RetryPolicy | None = None,
 ) -> list[FileEntry]:
@@ -391,7 +442,9 @@ def download(
     With ``entries`` (the manifest's, named by ``labels`` in errors) each file is checked
     in the same pass: one larger than its size stops at once, and a wrong size or sha256
     raises before the caller installs anything. Sizes let small files run many at a
-    time while large ones share the memory budget.
+    time while large ones share the memory budget. With ``block_size`` (the manifest's),
+    a partial local file left by a killed download is kept up to its last block that
+    matches the entry's block hashes, and only the rest is downloaded.
 
     Raises
     ------
@@ -406,7 +459,7 @@ def download(
     expected = list(entries) if entries is not None else [None] * len(pairs)
     names = list(labels) if labels is not None else [remote for remote, _ in pairs]
     jobs = [
-        Job(src, dst, entry.size if entry else None, entry.size if entry else None, label, entry)
+        Job(src, dst, entry.size if entry else None, entry.size if entry else None, label, entry, block_size)
         for (src, dst), entry, label in zip(pairs, expected, names, strict=True)
     ]
     return _transfer(fs, "get", jobs, callback, tuning, retry)

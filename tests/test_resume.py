@@ -138,3 +138,90 @@ def test_s3_records_the_checksums_a_resume_relies_on(s3_store_factory: Any, tmp_
         meta = store.meta(f"ck/{name.split('.')[0]}", "0.0")
         recorded = backend.stored_checksum(store.fs, store.layout.data(f"ck/{name.split('.')[0]}", "0.0"))
         assert recorded is not None and recorded in backend.checksums_of(meta.file_entry)
+
+
+KILLED_FETCHER = """
+import json, os, signal, sys
+from modelkit_assets import AssetsManager, AssetStore
+from modelkit_assets.integrity import StreamHasher
+
+url, options, assets, total = sys.argv[1:5]
+real = StreamHasher.update
+
+def update(self, data):
+    if self.size + len(data) >= 0.8 * int(total):  # die with 80% of the file written
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(self, data)
+
+StreamHasher.update = update
+AssetsManager(AssetStore(url, json.loads(options)), assets).fetch("resume/big:0.0")
+"""
+
+
+def test_a_fetch_killed_at_80_percent_resumes_from_its_verified_blocks(
+    shared_store: tuple[str, dict[str, object]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rerun keeps the killed fetch's staged blocks that match the manifest's block
+    hashes and downloads only the rest (at most 25% of the file here)."""
+    import modelkit_assets.transfer as transfer
+
+    url, options = shared_store
+    store = AssetStore(url, options)
+    data = os.urandom(10 * 8 * MIB + 12345)  # 11 blocks, the last one partial
+    source = tmp_path / "big.bin"
+    source.write_bytes(data)
+    store.new(source, "resume/big")
+    assets = tmp_path / "assets"
+    script = tmp_path / "killed_fetcher.py"
+    script.write_text(KILLED_FETCHER)
+    done = subprocess.run(
+        [sys.executable, str(script), url, json.dumps(options), str(assets), str(len(data))],
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    staged = list((assets / ".cache" / "staging").rglob("0.0"))
+    written = staged[0].stat().st_size if staged else 0
+    assert written >= 0.7 * len(data)  # what the killed fetch wrote
+
+    resumed_at: list[int] = []
+    real = transfer._resume_point
+
+    def spy(job: Any, hasher: Any) -> int:
+        resumed_at.append(real(job, hasher))
+        return resumed_at[-1]
+
+    monkeypatch.setattr(transfer, "_resume_point", spy)
+    path = AssetsManager(store, assets).fetch("resume/big:0.0")
+    assert path.read_bytes() == data
+    assert len(resumed_at) == 1
+    # every whole block it wrote is kept: what is left to move is the 20% it had not
+    # received, the write batch in flight when it died (S3: 4 MiB) and the unfinished block
+    assert resumed_at[0] == written // (8 * MIB) * (8 * MIB)
+    assert len(data) - resumed_at[0] <= 0.2 * len(data) + 4 * MIB + 8 * MIB
+    assert list((assets / ".cache" / "staging").iterdir()) == []  # nothing left behind
+
+
+def test_a_staged_block_that_does_not_match_is_downloaded_again(
+    store: AssetStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leftover whose second block was damaged keeps only its first block."""
+    import modelkit_assets.transfer as transfer
+
+    data = os.urandom(3 * 8 * MIB)
+    source = tmp_path / "big.bin"
+    source.write_bytes(data)
+    store.new(source, "resume/big")
+    assets = tmp_path / "assets"
+    leftover = assets / ".cache" / "staging" / "resume__big@0.0-deadbeef"
+    leftover.mkdir(parents=True)
+    damaged = bytearray(data[: 2 * 8 * MIB + 100])
+    damaged[8 * MIB + 7] ^= 0xFF
+    (leftover / "0.0").write_bytes(bytes(damaged))
+    resumed_at: list[int] = []
+    real = transfer._resume_point
+    monkeypatch.setattr(
+        transfer, "_resume_point", lambda job, h: resumed_at.append(real(job, h)) or resumed_at[-1]
+    )
+    assert AssetsManager(store, assets).fetch("resume/big:0.0").read_bytes() == data
+    assert resumed_at == [8 * MIB]

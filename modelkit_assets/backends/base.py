@@ -219,8 +219,11 @@ class Backend:
         tuning: Tuning,
         callback: Callback,
         hasher: StreamHasher,
+        *,
+        start: int = 0,
     ) -> None:
-        """Download ``key`` to ``local`` on ``fs``'s loop, feeding ``hasher`` every byte."""
+        """Download ``key`` from byte ``start`` on into ``local`` (whose first ``start``
+        bytes are kept) on ``fs``'s loop, feeding ``hasher`` every byte."""
         raise NotImplementedError
 
     # -- resume: what the store recorded when it wrote an object ----------------------

@@ -187,25 +187,32 @@ class S3Backend(CloudBackend):
         tuning: Tuning,
         callback: Callback,
         hasher: StreamHasher,
+        *,
+        start: int = 0,
     ) -> None:
         """One streamed GET (or, with ``download_part_concurrency`` > 1, a sliding window
-        of ranged GETs); chunks are hashed and written in a worker thread, in order,
-        while the next ones arrive."""
+        of ranged GETs) from byte ``start``; chunks are hashed and written in a worker
+        thread, in order, while the next ones arrive."""
         bucket, path, _ = fs.split_path(key)
         ranged = tuning.download_part_concurrency > 1
+        end = f"{start + tuning.part_size - 1}" if ranged else ""
         first = await fs._call_s3(
             "get_object",
             Bucket=bucket,
             Key=path,
-            **({"Range": f"bytes=0-{tuning.part_size - 1}"} if ranged else {}),
+            **({"Range": f"bytes={start}-{end}"} if ranged or start else {}),
         )
         total = _total_size(first)
         callback.set_size(total)  # stops an object larger than its manifest at once
-        with open(local, "wb") as target:
+        callback.relative_update(start)
+        with open(local, "r+b" if start else "wb") as target:
+            target.seek(start)
             async with _OrderedWriter(target, hasher) as writer:
                 await _drain(first["Body"], writer, callback)
-                if ranged and total is not None and total > tuning.part_size:
-                    await _ranged_rest(fs, bucket, path, total, tuning, writer, callback)
+                if ranged and total is not None and total > start + tuning.part_size:
+                    await _ranged_rest(
+                        fs, bucket, path, start + tuning.part_size, total, tuning, writer, callback
+                    )
 
     def job_cost(self, direction: str, size: int | None, tuning: Tuning) -> int:
         if direction == "put":
@@ -353,12 +360,13 @@ async def _ranged_rest(
     fs: AbstractFileSystem,
     bucket: str,
     path: str,
+    first: int,
     total: int,
     tuning: Tuning,
     writer: _OrderedWriter,
     callback: Callback,
 ) -> None:
-    """The ranges after the first part, ``download_part_concurrency`` in flight, written
+    """The ranges from byte ``first`` on, ``download_part_concurrency`` in flight, written
     in order as they complete (a slow range holds back only the writing, not the others)."""
     part = tuning.part_size
     window = asyncio.Semaphore(tuning.download_part_concurrency)
@@ -377,11 +385,12 @@ async def _ranged_rest(
 
     with _first_error():
         async with asyncio.TaskGroup() as group:
-            await _produce_and_consume(group, part, total, window, queue, fetch, writer)
+            await _produce_and_consume(group, first, part, total, window, queue, fetch, writer)
 
 
 async def _produce_and_consume(
     group: asyncio.TaskGroup,
+    first: int,
     part: int,
     total: int,
     window: asyncio.Semaphore,
@@ -392,7 +401,7 @@ async def _produce_and_consume(
     """Start ranges while the window has room; write them in order as they complete."""
 
     async def produce() -> None:
-        for start in range(part, total, part):
+        for start in range(first, total, part):
             await window.acquire()  # released once that range is written
             await queue.put(group.create_task(fetch(start)))
         await queue.put(None)
