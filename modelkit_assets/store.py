@@ -545,16 +545,11 @@ class AssetStore:
         version, except those ``kept`` (already stored intact); return each file's entry
         as measured in that single read."""
         files: dict[str, FileEntry] = dict(kept or {})
-        if not source.is_directory:
-            if files:
-                return files
-            pairs = [(source.files[0].local, self.layout.data(name, claim.version))]
-            with self.remote.errors(f"upload {name}:{claim.version}"):
-                sent = upload(
-                    self.fs, pairs, callback=callback, concurrency=self.concurrency, retry=self.retry
-                )
-            return {source.files[0].path: sent[0]}
-        if previous is not None and (same := self._unchanged(source, name, previous, skip=files)):
+        # a folder's files that did not change since the previous version are copied
+        same = {}
+        if previous is not None and source.is_directory:
+            same = self._unchanged(source, name, previous, skip=files)
+        if previous is not None and same:
             copies = [
                 (self.layout.data(name, previous, path), self.layout.data(name, claim.version, path))
                 for path in same
@@ -566,9 +561,19 @@ class AssetStore:
             except (NotImplementedError, FileNotFoundError):
                 pass  # no server-side copy here, or the previous object is gone: upload them
         rest = [f for f in source.files if f.path not in files]
-        pairs = [(f.local, self.layout.data(name, claim.version, f.path)) for f in rest]
+        pairs = [
+            (f.local, self.layout.data(name, claim.version, f.path if source.is_directory else None))
+            for f in rest
+        ]
         with self.remote.errors(f"upload {name}:{claim.version}"):
-            sent = upload(self.fs, pairs, callback=callback, concurrency=self.concurrency, retry=self.retry)
+            sent = upload(
+                self.fs,
+                pairs,
+                callback=callback,
+                concurrency=self.concurrency,
+                retry=self.retry,
+                resume=claim.resumed,
+            )
         files.update((f.path, entry) for f, entry in zip(rest, sent, strict=True))
         return files
 

@@ -1,27 +1,34 @@
 """Moving bytes: concurrent, memory-bounded uploads, downloads and server-side copies,
-and verification of what arrived.
+each file hashed in the same pass that moves it.
 
 Object stores answer each request after tens of milliseconds, so a folder of small files
-is moved many files at a time (``concurrency``, 32 by default). Large files are streamed
-in parts of ``part_size`` bytes, ``part_concurrency`` parts at a time, so a file is never
-read whole into memory. A budget on the bytes held in flight (``memory_budget``) keeps the
-total flat whatever the mix::
+is moved many files at a time (``concurrency``, 32 by default). Every byte is read once:
+an upload hashes what it sends (size, sha256, and a sha256 per 8 MiB block: the manifest
+entry), a download hashes what it writes and checks it against the manifest before the
+caller installs anything. A budget on the bytes held in flight (``memory_budget``) keeps
+the total flat whatever the mix::
 
-    job cost (bytes held while it runs)            s3fs                    others
-    upload, size < 2 x part_size (one request)     size                    min(size, part_size)
+    job cost (bytes held while it runs)            S3 (own coroutines)     others (file objects)
+    upload, size <= part_size (one request)        size                    size
     upload, multipart                              part_size x parts       part_size
-    download (one streamed GET per file)           64 KiB                  64 KiB
-    download, ranged parts (opt-in)                part_size x parts       part_size
+    download, one streamed GET                     min(size, 8 MiB)        min(size, part_size)
+    download, ranged parts (opt-in)                part_size x parts       -
+    local disk                                     -                       1 MiB
 
 A job starts when a concurrency slot is free *and* its cost fits in the budget (a job
 larger than the whole budget runs alone).
 
-Downloads stream each file through one GET by default (``download_part_concurrency=1``):
-measured against moto at 20 ms, a 1 GiB file streamed in 8.2 s at 65 MB peak RSS, while
-s3fs's default ranged download (50 MiB x 10) took 34.9 s and 1.1 GB, and 8 MiB x 8 ranges
-took 267 s (moto, like some S3-compatible servers, reads the whole object for each range).
-Folders still download many files at once. Progress is reported through fsspec
-``Callback`` objects (one branch per file), so the library stays free of any UI.
+On S3 a multipart upload keeps ``part_concurrency`` parts in flight as a sliding window
+(a new part starts as soon as any finishes; s3fs waits for the slowest part of each
+batch), and each part carries its sha256, which S3 records: a publish killed midway is
+resumed from the objects whose recorded checksum matches (store.py). Downloads stream each
+file through one GET by default (``download_part_concurrency=1``): measured against moto
+at 20 ms, a 1 GiB file streamed in 8.2 s at 65 MB peak RSS, while s3fs's default ranged
+download (50 MiB x 10) took 34.9 s and 1.1 GB, and 8 MiB x 8 ranges took 267 s (moto,
+like some S3-compatible servers, reads the whole object for each range). A download
+killed midway resumes from the blocks of its partial file that match the manifest.
+Progress is reported through fsspec ``Callback`` objects (one branch per file), so the
+library stays free of any UI.
 """
 
 from __future__ import annotations
@@ -101,6 +108,8 @@ class Job:
     label: str = ""
     #: a download's manifest entry, checked against what the transfer measured
     expected: FileEntry | None = None
+    #: an upload into a version taken over from a dead writer: continue its upload
+    resume: bool = False
     #: bytes per block of ``expected.blocks``: a partial ``dst`` left by a killed fetch
     #: is kept up to its last block that matches, and the download resumes from there
     block_size: int | None = None
@@ -242,7 +251,7 @@ def _transfer(
                 hasher = StreamHasher()
                 limited = _limited(child, job)
                 if direction == "put":
-                    await backend.aput(fs, job.src, job.dst, tuning, limited, hasher)
+                    await backend.aput(fs, job.src, job.dst, tuning, limited, hasher, resume=job.resume)
                 else:
                     start = await asyncio.to_thread(_resume_point, job, hasher)
                     if not _complete(job, start):
@@ -412,15 +421,17 @@ def upload(
     concurrency: int = DEFAULT_CONCURRENCY,
     tuning: Tuning | None = None,
     retry: RetryPolicy | None = None,
+    resume: bool = False,
 ) -> list[FileEntry]:
     """Upload ``(local, remote)`` pairs concurrently, with bounded memory, hashing each
     file as it is read (size, sha256, block hashes: returned in the pairs' order); each
-    file is retried under ``retry`` (none by default)."""
+    file is retried under ``retry`` (none by default). With ``resume``, uploads a dead
+    writer left unfinished are continued where the backend can prove their parts."""
     if not pairs:
         return []
     tuning = tuning or Tuning(concurrency=concurrency)
     _ensure_folders(fs, [remote for _, remote in pairs])
-    jobs = [Job(local, remote, os.path.getsize(local)) for local, remote in pairs]
+    jobs = [Job(local, remote, os.path.getsize(local), resume=resume) for local, remote in pairs]
     return _transfer(fs, "put", jobs, callback, tuning, retry)
 
 
@@ -459,7 +470,15 @@ def download(
     expected = list(entries) if entries is not None else [None] * len(pairs)
     names = list(labels) if labels is not None else [remote for remote, _ in pairs]
     jobs = [
-        Job(src, dst, entry.size if entry else None, entry.size if entry else None, label, entry, block_size)
+        Job(
+            src,
+            dst,
+            entry.size if entry else None,
+            entry.size if entry else None,
+            label,
+            entry,
+            block_size=block_size,
+        )
         for (src, dst), entry, label in zip(pairs, expected, names, strict=True)
     ]
     return _transfer(fs, "get", jobs, callback, tuning, retry)

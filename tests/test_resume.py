@@ -225,3 +225,69 @@ def test_a_staged_block_that_does_not_match_is_downloaded_again(
     )
     assert AssetsManager(store, assets).fetch("resume/big:0.0").read_bytes() == data
     assert resumed_at == [8 * MIB]
+
+
+KILLED_MULTIPART = """
+import json, os, signal, sys
+import s3fs
+from modelkit_assets import AssetStore
+
+url, options, source, kill_after = sys.argv[1:5]
+real = s3fs.S3FileSystem._call_s3
+done = []
+
+async def call(self, method, *args, **kwargs):
+    answer = await real(self, method, *args, **kwargs)
+    if method == "upload_part":
+        done.append(kwargs["PartNumber"])
+        if len(done) == int(kill_after):
+            os.kill(os.getpid(), signal.SIGKILL)
+    return answer
+
+s3fs.S3FileSystem._call_s3 = call
+AssetStore(url, json.loads(options)).new(source, "resume/multi")
+"""
+
+
+def test_a_killed_multipart_upload_is_continued_part_by_part(
+    s3_store_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One big file killed after 3 of its 6 parts: the rerun continues the multipart
+    upload the dead writer left open and sends only the parts S3 does not hold."""
+    url, options = s3_store_factory()
+    source = tmp_path / "weights.bin"
+    data = os.urandom(6 * 8 * MIB - 1000)
+    source.write_bytes(data)
+    script = tmp_path / "killed_multipart.py"
+    script.write_text(KILLED_MULTIPART)
+    done = subprocess.run(
+        [sys.executable, str(script), url, json.dumps(options), str(source), "3"],
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    store = AssetStore(url, options)
+    bucket, key, _ = store.fs.split_path(store.layout.data("resume/multi", "0.0"))
+    (upload,) = store.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key)["Uploads"]
+    held = store.fs.call_s3("list_parts", Bucket=bucket, Key=key, UploadId=upload["UploadId"])["Parts"]
+    assert len(held) >= 3
+
+    sent: list[int] = []
+    found: set[int] = set()  # the parts the rerun found stored (a part the dead writer had
+    real = store.fs._call_s3  # fully sent may land on the server after it died)
+
+    async def spy(method: str, *args: Any, **kwargs: Any) -> Any:
+        if method == "upload_part":
+            sent.append(kwargs["PartNumber"])
+        answer = await real(method, *args, **kwargs)
+        if method == "list_parts":
+            found.update(p["PartNumber"] for p in answer.get("Parts", []))
+        return answer
+
+    monkeypatch.setattr(store.fs, "_call_s3", spy)
+    assert store.new(source, "resume/multi") == "0.0"
+    assert found >= {p["PartNumber"] for p in held}
+    assert sorted(sent) == sorted(set(range(1, 7)) - found) and len(sent) <= 3
+    monkeypatch.undo()
+    assert store.fs.cat_file(store.layout.data("resume/multi", "0.0")) == data
+    assert store.fs.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads", []) == []

@@ -207,8 +207,12 @@ class Backend:
         tuning: Tuning,
         callback: Callback,
         hasher: StreamHasher,
+        *,
+        resume: bool = False,
     ) -> None:
-        """Upload ``local`` to ``key`` on ``fs``'s loop, feeding ``hasher`` every byte sent."""
+        """Upload ``local`` to ``key`` on ``fs``'s loop, feeding ``hasher`` every byte sent;
+        with ``resume``, continue what a dead writer left of this upload where the store
+        can prove it intact."""
         raise NotImplementedError
 
     async def aget(

@@ -94,11 +94,17 @@ class S3Backend(CloudBackend):
         tuning: Tuning,
         callback: Callback,
         hasher: StreamHasher,
+        *,
+        resume: bool = False,
     ) -> None:
         """One PUT for a file of at most ``part_size`` bytes, otherwise a multipart upload
         with ``part_concurrency`` parts in flight: a new part is read as soon as one is
         sent (s3fs sends batches and waits for the slowest part of each). Parts are read
-        and hashed in a worker thread, in order, so the event loop keeps sending."""
+        and hashed in a worker thread, in order, so the event loop keeps sending.
+
+        With ``resume`` (a dead writer's version taken over), the multipart upload it left
+        open for this key is continued: its parts whose recorded checksum (or MD5 ETag)
+        matches the local part are not sent again."""
         bucket, path, _ = fs.split_path(key)
         loop = asyncio.get_running_loop()
         with open(local, "rb") as source:
@@ -135,15 +141,19 @@ class S3Backend(CloudBackend):
                 )
                 callback.relative_update(len(data))
                 return
-            created = await fs._call_s3(
-                "create_multipart_upload",
-                Bucket=bucket,
-                Key=path,
-                **({"ChecksumAlgorithm": "SHA256"} if checksums else {}),
-            )
-            upload_id = created["UploadId"]
+            upload_id, stored = await _open_upload(fs, bucket, path) if resume and checksums else (None, {})
+            if upload_id is None:
+                created = await fs._call_s3(
+                    "create_multipart_upload",
+                    Bucket=bucket,
+                    Key=path,
+                    **({"ChecksumAlgorithm": "SHA256"} if checksums else {}),
+                )
+                upload_id = created["UploadId"]
             try:
-                sent = await _send_parts(fs, bucket, path, upload_id, read_part, tuning, callback, checksums)
+                sent = await _send_parts(
+                    fs, bucket, path, upload_id, read_part, tuning, callback, checksums, stored
+                )
                 parts = [sent[n] for n in sorted(sent)]
                 await fs._call_s3(
                     "complete_multipart_upload",
@@ -250,10 +260,12 @@ async def _send_parts(
     tuning: Tuning,
     callback: Callback,
     checksums: bool,
+    stored: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Upload parts from ``read_part`` until it returns nothing, keeping up to
     ``part_concurrency`` parts in flight (read or being sent); each part's entry of
-    ``CompleteMultipartUpload`` by number."""
+    ``CompleteMultipartUpload`` by number. A part already ``stored`` in this upload (a
+    resumed one) with the same checksum is not sent again."""
     loop = asyncio.get_running_loop()
     window = asyncio.Semaphore(tuning.part_concurrency)
     sent: dict[int, dict[str, Any]] = {}
@@ -285,8 +297,56 @@ async def _send_parts(
                     window.release()
                     break
                 number += 1
+                previous = (stored or {}).get(number)
+                if previous is not None and _same_part(previous, data, checksum):
+                    sent[number] = {
+                        "PartNumber": number,
+                        "ETag": previous["ETag"],
+                        "ChecksumSHA256": checksum,
+                    }
+                    callback.relative_update(len(data))
+                    window.release()
+                    continue
                 group.create_task(send(number, data, checksum))
     return sent
+
+
+def _same_part(previous: Mapping[str, Any], data: bytes, checksum: str) -> bool:
+    """Whether a part S3 stored holds ``data``: by the sha256 it recorded, or by its ETag
+    (the MD5 of the part, for uploads without KMS encryption)."""
+    if previous.get("Size") != len(data):
+        return False
+    recorded = previous.get("ChecksumSHA256")
+    if isinstance(recorded, str):
+        return recorded == checksum
+    etag = str(previous.get("ETag", "")).strip('"')
+    return etag == hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+async def _open_upload(
+    fs: AbstractFileSystem, bucket: str, path: str
+) -> tuple[str | None, dict[int, Mapping[str, Any]]]:
+    """The multipart upload a dead writer left open for ``path`` and its stored parts by
+    number (``None`` if there is none); other open uploads of the key are aborted."""
+    listed = await fs._call_s3("list_multipart_uploads", Bucket=bucket, Prefix=path)
+    uploads = [u for u in listed.get("Uploads", []) if u.get("Key") == path]
+    if not uploads:
+        return None, {}
+    keep, *others = sorted(uploads, key=lambda u: str(u.get("Initiated", "")), reverse=True)
+    for other in others:
+        with contextlib.suppress(Exception):
+            await fs._call_s3("abort_multipart_upload", Bucket=bucket, Key=path, UploadId=other["UploadId"])
+    parts: dict[int, Mapping[str, Any]] = {}
+    marker = 0
+    while True:
+        page = await fs._call_s3(
+            "list_parts", Bucket=bucket, Key=path, UploadId=keep["UploadId"], PartNumberMarker=marker
+        )
+        for part in page.get("Parts", []):
+            parts[int(part["PartNumber"])] = part
+        if not page.get("IsTruncated"):
+            return str(keep["UploadId"]), parts
+        marker = int(page["NextPartNumberMarker"])
 
 
 @contextlib.contextmanager
