@@ -159,6 +159,26 @@ def modelkit_publish(args: argparse.Namespace) -> None:
     _emit(_timed(lambda: provider.new(args.src, args.name, "0.0")))
 
 
+def modelkit_update(args: argparse.Namespace) -> None:
+    """What ``modelkit assets update PATH NAME`` does once confirmed: list the versions,
+    compute the next one, push it."""
+    _quiet_modelkit()
+    from modelkit.assets.settings import AssetSpec
+
+    provider = _modelkit_provider(args.prefix)
+
+    def update() -> None:
+        spec = AssetSpec.from_string(args.name)
+        versions = provider.get_versions_info(spec.name)
+        params = spec.versioning.get_update_cli_params(
+            version=spec.version, version_list=versions, bump_major=False
+        )
+        new = spec.versioning.increment_version(spec.sort_versions(versions), params["params"])
+        provider.update(args.src, name=spec.name, version=new)
+
+    _emit(_timed(update))
+
+
 def _modelkit_manager(args: argparse.Namespace) -> Any:
     from modelkit.assets.manager import AssetsManager
 
@@ -243,6 +263,7 @@ OPERATIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "ours-list": ours_list,
     "ours-cached": ours_cached,
     "modelkit-publish": modelkit_publish,
+    "modelkit-update": modelkit_update,
     "modelkit-fetch": modelkit_fetch,
     "modelkit-list": modelkit_list,
     "modelkit-cached": modelkit_cached,

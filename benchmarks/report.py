@@ -104,6 +104,9 @@ def targets(median: Mapping[Key, float], rows: list[dict[str, Any]]) -> list[dic
         check(f"(a) {op}: speed-up over modelkit 0.1.3", r, ">= 12x", lambda v: v >= 12)
         r = speedup(median, "a", op, "s3fs")
         check(f"(a) {op}: speed-up over raw s3fs", r, ">= 1.3x", lambda v: v >= 1.3)
+    for op in ("update", "cli"):
+        r = speedup(median, "g", op, "modelkit")
+        check(f"(g) small-file update, {op}: speed-up over modelkit 0.1.3", r, "> 1x", lambda v: v > 1)
     r = speedup(median, "d", "list", "modelkit")
     check("(d) list: speed-up over modelkit 0.1.3", r, ">= 12x", lambda v: v >= 12)
     e = median.get(("e", "in-proc", ANCHOR))

