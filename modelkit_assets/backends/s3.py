@@ -49,7 +49,8 @@ class S3Backend(CloudBackend):
         """No listings cache; botocore's pool sized to the transfer concurrency (it
         defaults to 10, which would queue the other requests); one botocore retry, since
         retry.py retries each request with a bounded total (botocore's own 5 attempts
-        with legacy backoff would multiply with ours). A ``config_kwargs`` given wins."""
+        with legacy backoff would multiply with ours); no payload hash for the signature
+        (the checksum header is signed instead). A ``config_kwargs`` given wins."""
         options.setdefault("use_listings_cache", False)
         config = options.get("config_kwargs") or {}
         if not isinstance(config, Mapping):
@@ -58,6 +59,12 @@ class S3Backend(CloudBackend):
                 "Config arguments)."
             )
         config = dict(config)
+        # uploads carry a signed sha256 checksum header that the server checks (aput), so a
+        # second sha256 of every body for the signature is wasted work: botocore only skips
+        # it by itself over https; this keeps plain-http endpoints (MinIO, moto) as cheap
+        s3_config = config.get("s3")
+        if s3_config is None or isinstance(s3_config, Mapping):
+            config["s3"] = {"payload_signing_enabled": False, **(s3_config or {})}
         if pool_size is not None:
             config.setdefault("max_pool_connections", max(10, pool_size))
         config.setdefault("retries", {"total_max_attempts": 2, "mode": "standard"})
@@ -225,10 +232,12 @@ class S3Backend(CloudBackend):
                     )
 
     def job_cost(self, direction: str, size: int | None, tuning: Tuning) -> int:
+        """An upload's body is held twice while it is sent: once read, and once more in
+        the socket transport's buffer for what the kernel has not taken yet."""
         if direction == "put":
             if size is not None and size <= tuning.part_size:
-                return size
-            return multipart_part_size(size or 0, tuning.part_size) * tuning.part_concurrency
+                return 2 * size
+            return 2 * multipart_part_size(size or 0, tuning.part_size) * tuning.part_concurrency
         if tuning.download_part_concurrency > 1 and (size is None or size > tuning.part_size):
             return tuning.part_size * tuning.download_part_concurrency
         return _WRITE_BATCH * 2 if size is None else min(size, _WRITE_BATCH * 2)
