@@ -39,10 +39,13 @@ DEFAULT_RETRY_DEADLINE_S = 120.0
 #: retry backoff: the first delay and the cap (full jitter below them)
 DEFAULT_RETRY_BASE_DELAY_S = 0.1
 DEFAULT_RETRY_MAX_DELAY_S = 5.0
-#: transfers: part size and parts in flight per file, bytes all running jobs may hold
+#: transfers: part size and parts in flight per file, bytes all running jobs may hold.
+#: Measured on moto at 20 ms (benchmarks/): 1 GiB went up in 8.8 s with 8 parts in flight,
+#: 8.1 s with 12 (240 MB peak RSS); 100 x 8 MiB went up as fast under a 96 MiB budget
+#: as under 128 MiB, at 216 MB peak RSS instead of 265 MB
 DEFAULT_PART_SIZE = 8 * 2**20
-DEFAULT_PART_CONCURRENCY = 8
-DEFAULT_MEMORY_BUDGET = 128 * 2**20
+DEFAULT_PART_CONCURRENCY = 10
+DEFAULT_MEMORY_BUDGET = 96 * 2**20
 #: ranged GETs of one file in flight: 1 streams each download in one request (transfer.py)
 DEFAULT_DOWNLOAD_PART_CONCURRENCY = 1
 NO_STORE = "none"

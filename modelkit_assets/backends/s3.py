@@ -246,7 +246,7 @@ class S3Backend(CloudBackend):
 #: S3 accepts at most this many parts in one multipart upload
 MAX_PARTS = 10_000
 #: bytes of a streamed download handed at once to the thread that hashes and writes
-_WRITE_BATCH = 4 * 2**20
+_WRITE_BATCH = 2**20
 #: bytes asked of the response body per read
 _READ_CHUNK = 2**20
 
@@ -386,14 +386,16 @@ class _OrderedWriter:
         self.target, self.hasher = target, hasher
         self.pending: asyncio.Future[None] | None = None
 
-    def _consume(self, data: bytes) -> None:
-        self.hasher.update(data)
-        self.target.write(data)
+    def _consume(self, chunks: list[bytes]) -> None:
+        for data in chunks:
+            self.hasher.update(data)
+            self.target.write(data)
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, chunks: list[bytes]) -> None:
+        """Hand a batch of chunks over (the chunks as received: never joined, no copy)."""
         if self.pending is not None:
             await self.pending
-        self.pending = asyncio.get_running_loop().run_in_executor(None, self._consume, data)
+        self.pending = asyncio.get_running_loop().run_in_executor(None, self._consume, chunks)
 
     async def __aenter__(self) -> _OrderedWriter:
         return self
@@ -411,16 +413,18 @@ class _OrderedWriter:
 
 async def _drain(body: Any, writer: _OrderedWriter, callback: Callback) -> None:
     """Read a response body to its end into ``writer`` in batches of ``_WRITE_BATCH``."""
-    batch = bytearray()
+    batch: list[bytes] = []
+    held = 0
     try:
         while chunk := await body.read(_READ_CHUNK):
             callback.relative_update(len(chunk))
-            batch += chunk
-            if len(batch) >= _WRITE_BATCH:
-                await writer.write(bytes(batch))
-                batch.clear()
+            batch.append(chunk)
+            held += len(chunk)
+            if held >= _WRITE_BATCH:
+                await writer.write(batch)
+                batch, held = [], 0
         if batch:
-            await writer.write(bytes(batch))
+            await writer.write(batch)
     finally:
         body.close()
 
@@ -477,7 +481,7 @@ async def _produce_and_consume(
 
     async def consume() -> None:
         while (task := await queue.get()) is not None:
-            await writer.write(await task)
+            await writer.write([await task])
             window.release()
 
     group.create_task(produce())
