@@ -217,8 +217,9 @@ async def _run_bounded(
     return [task.result() for task in tasks]
 
 
-class _Stopped(Exception):
-    """Raised inside a threaded transfer when another file of the batch failed."""
+class _Stopped(BaseException):
+    """Raised inside a threaded transfer when another file of the batch failed (a
+    BaseException: never taken for a transient error and retried)."""
 
 
 def _transfer(
@@ -290,7 +291,11 @@ def _transfer(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelkit-assets") as pool:
 
         async def run_thread(job: Job, child: Callback) -> FileEntry:
-            return await asyncio.get_running_loop().run_in_executor(pool, move, job, child)
+            try:
+                return await asyncio.get_running_loop().run_in_executor(pool, move, job, child)
+            except _Stopped:
+                # stopped because another file failed: that failure is the one to report
+                raise asyncio.CancelledError from None
 
         try:
             return list(sync(get_loop(), _run_bounded, jobs, costs, run_thread, callback, tuning))

@@ -39,7 +39,7 @@ def test_job_cost_follows_the_memory_table() -> None:
     assert job_cost(s3, "put", None, tuning) == 64 * MIB
     assert job_cost(other, "put", 100 * MIB, tuning) == 8 * MIB
     # one streamed GET by default: a batch filling while the previous one is hashed and written
-    assert job_cost(s3, "get", 100 * MIB, tuning) == 8 * MIB
+    assert job_cost(s3, "get", 100 * MIB, tuning) == 2 * MIB
     ranged = Tuning(part_size=8 * MIB, download_part_concurrency=4)
     assert job_cost(s3, "get", 100 * MIB, ranged) == 32 * MIB
     assert job_cost(s3, "get", 1000, ranged) == 1000
