@@ -11,6 +11,7 @@ the total flat whatever the mix::
     job cost (bytes held while it runs)            S3 (own coroutines)     others (file objects)
     upload, size <= part_size (one request)        2 x size                size
     upload, multipart                              2 x part_size x parts   part_size
+                                                   (parts: within budget)
     download, one streamed GET                     min(size, 8 MiB)        min(size, part_size)
     download, ranged parts (opt-in)                part_size x parts       -
     local disk                                     -                       1 MiB

@@ -12,7 +12,7 @@ import pytest
 from modelkit_assets import AssetsManager, AssetStore, integrity, transfer
 from modelkit_assets import store as store_module
 from modelkit_assets.backends import open_filesystem
-from modelkit_assets.backends.s3 import multipart_part_size
+from modelkit_assets.backends.s3 import multipart_part_size, parts_in_flight
 from modelkit_assets.errors import IntegrityError
 from modelkit_assets.manifest import FileEntry
 from modelkit_assets.transfer import Job, Tuning, job_cost, unchanged_files
@@ -43,6 +43,14 @@ def test_job_cost_follows_the_memory_table() -> None:
     ranged = Tuning(part_size=8 * MIB, download_part_concurrency=4)
     assert job_cost(s3, "get", 100 * MIB, ranged) == 32 * MIB
     assert job_cost(s3, "get", 1000, ranged) == 1000
+
+
+def test_s3_parts_in_flight_fit_the_memory_budget() -> None:
+    """Each part is held twice while sent: one file's window never exceeds the budget."""
+    tuning = Tuning(part_size=8 * MIB, part_concurrency=10, memory_budget=96 * MIB)
+    assert parts_in_flight(8 * MIB, tuning) == 6
+    assert job_cost(_FakeS3(), "put", 2**30, tuning) == 96 * MIB
+    assert parts_in_flight(64 * MIB, Tuning(part_size=8 * MIB, memory_budget=16 * MIB)) == 1
 
 
 def test_s3_parts_grow_only_when_a_file_needs_more_than_10000() -> None:

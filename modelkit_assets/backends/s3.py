@@ -159,7 +159,7 @@ class S3Backend(CloudBackend):
                 upload_id = created["UploadId"]
             try:
                 sent = await _send_parts(
-                    fs, bucket, path, upload_id, read_part, tuning, callback, checksums, stored
+                    fs, bucket, path, upload_id, read_part, part_size, tuning, callback, checksums, stored
                 )
                 parts = [sent[n] for n in sorted(sent)]
                 await fs._call_s3(
@@ -237,7 +237,8 @@ class S3Backend(CloudBackend):
         if direction == "put":
             if size is not None and size <= tuning.part_size:
                 return 2 * size
-            return 2 * multipart_part_size(size or 0, tuning.part_size) * tuning.part_concurrency
+            part = multipart_part_size(size or 0, tuning.part_size)
+            return 2 * part * parts_in_flight(part, tuning)
         if tuning.download_part_concurrency > 1 and (size is None or size > tuning.part_size):
             return tuning.part_size * tuning.download_part_concurrency
         return _WRITE_BATCH * 2 if size is None else min(size, _WRITE_BATCH * 2)
@@ -260,12 +261,19 @@ def multipart_part_size(size: int, part_size: int) -> int:
     return -(-needed // mib) * mib
 
 
+def parts_in_flight(part_size: int, tuning: Tuning) -> int:
+    """``part_concurrency``, lowered so that the parts held (twice each: read, and while
+    being sent) fit in the memory budget: one file never holds more than the budget."""
+    return max(1, min(tuning.part_concurrency, tuning.memory_budget // (2 * part_size)))
+
+
 async def _send_parts(
     fs: AbstractFileSystem,
     bucket: str,
     path: str,
     upload_id: str,
     read_part: Callable[[], tuple[bytes, str]],
+    part_size: int,
     tuning: Tuning,
     callback: Callback,
     checksums: bool,
@@ -276,7 +284,7 @@ async def _send_parts(
     ``CompleteMultipartUpload`` by number. A part already ``stored`` in this upload (a
     resumed one) with the same checksum is not sent again."""
     loop = asyncio.get_running_loop()
-    window = asyncio.Semaphore(tuning.part_concurrency)
+    window = asyncio.Semaphore(parts_in_flight(part_size, tuning))
     sent: dict[int, dict[str, Any]] = {}
 
     async def send(number: int, data: bytes, checksum: str) -> None:
