@@ -43,6 +43,9 @@ docstring draws that tree.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class AssetsError(Exception):
     """Base class of every modelkit-assets error."""
@@ -164,3 +167,13 @@ class ReadOnlyFilesystemError(AssetsError, PermissionError):
 class OfflineError(AssetsError, RuntimeError):
     """Offline mode (``MODELKIT_ASSETS_OFFLINE``) is on and the operation needs the store:
     it is refused before any connection is attempted."""
+
+
+@contextlib.contextmanager
+def first_error() -> Iterator[None]:
+    """Raise a failed ``TaskGroup``'s first error itself: callers (and ``store_errors``)
+    expect the backend's own exception, not an ``ExceptionGroup``."""
+    try:
+        yield
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None

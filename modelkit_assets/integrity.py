@@ -1,20 +1,20 @@
 """Integrity: the one place bytes are hashed and compared with a manifest (G4).
 
-Publishing hashes its source here, a fetch verifies what it downloaded here before
-anything is installed, and ``verify`` measures cached files and stored objects here and
-reports each difference in the same words::
+Transfers hash what they move here (``StreamHasher``: a publish its source, a fetch what
+it writes, checked before anything is installed), and ``verify`` measures cached files and
+stored objects here and reports each difference in the same words::
 
+    StreamHasher().update(chunk) ... .entry()      ->  FileEntry(size, sha256, blocks)
+    hash_local(path)                               ->  the same, of a local file
     measure_local(path) / measure_object(fs, key)  ->  (size, sha256)
     mismatches(entry, size, sha256)                ->  [("size" | "sha256", what differs)]
-    verify_file(s)(local, entry, label)            ->  raises IntegrityError on the first
+    check_measured(found, expected, label)         ->  raises IntegrityError on the first
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 
 from modelkit_assets.errors import IntegrityError
@@ -158,35 +158,3 @@ def check_measured(found: FileEntry, expected: FileEntry, *, label: str) -> None
         raise IntegrityError(
             f"{label} has {problems[0][1]}; the download was discarded and the cache left unchanged."
         )
-
-
-def verify_file(local: str, entry: FileEntry, *, label: str) -> None:
-    """Check a downloaded file against its manifest entry: the size first (a ``stat``),
-    then the sha256.
-
-    Raises
-    ------
-    IntegrityError
-        Naming the file, what was expected and what was found.
-    """
-    if not os.path.isfile(local):
-        raise IntegrityError(f"{label} is missing from the store's copy; the download was discarded.")
-    size = os.path.getsize(local)
-    found = mismatches(entry, size, None)
-    if not found and entry.sha256 is not None:
-        found = mismatches(entry, size, sha256_file(local))
-    if found:
-        raise IntegrityError(
-            f"{label} has {found[0][1]}; the download was discarded and the cache left unchanged."
-        )
-
-
-def verify_files(items: Sequence[tuple[str, FileEntry, str]], *, concurrency: int = 8) -> None:
-    """Verify ``(local, entry, label)`` items concurrently (hashing releases the GIL)."""
-    if len(items) <= 1:
-        for local, entry, label in items:
-            verify_file(local, entry, label=label)
-        return
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for _ in pool.map(lambda item: verify_file(item[0], item[1], label=item[2]), items):
-            pass

@@ -546,10 +546,8 @@ class AssetStore:
         as measured in that single read."""
         files: dict[str, FileEntry] = dict(kept or {})
         # a folder's files that did not change since the previous version are copied
-        same = {}
-        if previous is not None and source.is_directory:
-            same = self._unchanged(source, name, previous, skip=files)
-        if previous is not None and same:
+        same = self._unchanged(source, name, previous, skip=files) if previous and source.is_directory else {}
+        if previous and same:
             copies = [
                 (self.layout.data(name, previous, path), self.layout.data(name, claim.version, path))
                 for path in same
@@ -587,8 +585,7 @@ class AssetStore:
         backend = backend_for(self.fs)
         prefix = self.layout.data(name, version)
         found = self.remote.request(
-            f"list what {name}:{version}'s last writer stored",
-            lambda: self.fs.find(prefix, detail=True) if self.fs.exists(prefix) else {},
+            f"list what {name}:{version}'s last writer stored", lambda: self.fs.find(prefix, detail=True)
         )
         stored = {key: info.get("size") for key, info in found.items()}
         keys = {

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from modelkit_assets.backends import backend_for
-from modelkit_assets.errors import IntegrityError
+from modelkit_assets.errors import IntegrityError, first_error
 from modelkit_assets.integrity import HASH_CHUNK, StreamHasher, check_measured
 from modelkit_assets.manifest import FileEntry
 from modelkit_assets.retry import RetryPolicy
@@ -101,13 +101,12 @@ class Tuning:
 @dataclass(frozen=True)
 class Job:
     """One file to move: ``src`` to ``dst``, ``size`` bytes when known; a download
-    with a ``limit`` (its manifest size) stops as soon as it goes beyond it, and
-    ``label`` names the file in its errors."""
+    with an ``expected`` entry stops as soon as it goes beyond its size, and ``label``
+    names the file in its errors."""
 
     src: str
     dst: str
     size: int | None = None
-    limit: int | None = None
     label: str = ""
     #: a download's manifest entry, checked against what the transfer measured
     expected: FileEntry | None = None
@@ -125,9 +124,10 @@ def _limited(callback: Callback, job: Job) -> Callback:
     each chunk written after it, so an object far larger than its manifest costs a
     request and at most one chunk, never its whole size on the network and the disk.
     """
-    if job.limit is None:
+    limit = job.expected.size if job.expected is not None else None
+    if limit is None:
         return callback
-    limited: Callback = _limited_class()(callback, job.limit, job.label or job.src)
+    limited: Callback = _limited_class()(callback, limit, job.label or job.src)
     return limited
 
 
@@ -209,12 +209,9 @@ async def _run_bounded(
         callback.relative_update(1)
         return result
 
-    try:
+    with first_error():
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(one(job, cost)) for job, cost in zip(jobs, costs, strict=True)]
-    except ExceptionGroup as failed:
-        # callers (and store_errors) expect the backend's own exception, not a group
-        raise failed.exceptions[0] from None
     return [task.result() for task in tasks]
 
 
@@ -479,15 +476,7 @@ def download(
     expected = list(entries) if entries is not None else [None] * len(pairs)
     names = list(labels) if labels is not None else [remote for remote, _ in pairs]
     jobs = [
-        Job(
-            src,
-            dst,
-            entry.size if entry else None,
-            entry.size if entry else None,
-            label,
-            entry,
-            block_size=block_size,
-        )
+        Job(src, dst, entry.size if entry else None, label, entry, block_size=block_size)
         for (src, dst), entry, label in zip(pairs, expected, names, strict=True)
     ]
     return _transfer(fs, "get", jobs, callback, tuning, retry)

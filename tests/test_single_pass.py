@@ -179,7 +179,8 @@ def test_a_corrupted_object_is_refused_in_the_same_pass(
     def no_second_pass(*args: object, **kwargs: object) -> None:
         raise AssertionError("a downloaded file was read back to be verified")
 
-    monkeypatch.setattr(integrity, "verify_file", no_second_pass)
+    for reader in ("sha256_file", "measure_local", "hash_local"):
+        monkeypatch.setattr(integrity, reader, no_second_pass)
     manager = AssetsManager(store, tmp_path / "cache")
     with pytest.raises(IntegrityError, match=r"bad:0\.0 has sha256"):
         manager.fetch("bad:0.0")

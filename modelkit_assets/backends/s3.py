@@ -7,11 +7,11 @@ import base64
 import contextlib
 import hashlib
 import os
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from modelkit_assets.backends.base import CloudBackend
-from modelkit_assets.errors import ConfigurationError
+from modelkit_assets.errors import ConfigurationError, first_error
 from modelkit_assets.integrity import BLOCK_SIZE
 
 if TYPE_CHECKING:
@@ -304,7 +304,7 @@ async def _send_parts(
         finally:
             window.release()
 
-    with _first_error():
+    with first_error():
         async with asyncio.TaskGroup() as group:
             number = 0
             while True:
@@ -364,16 +364,6 @@ async def _open_upload(
         if not page.get("IsTruncated"):
             return str(keep["UploadId"]), parts
         marker = int(page["NextPartNumberMarker"])
-
-
-@contextlib.contextmanager
-def _first_error() -> Iterator[None]:
-    """A failed ``TaskGroup``'s first error itself (callers and store_errors expect the
-    backend's exception, not a group)."""
-    try:
-        yield
-    except ExceptionGroup as failed:
-        raise failed.exceptions[0] from None
 
 
 def _total_size(response: Mapping[str, Any]) -> int | None:
@@ -464,7 +454,7 @@ async def _ranged_rest(
         callback.relative_update(len(data))
         return data
 
-    with _first_error():
+    with first_error():
         async with asyncio.TaskGroup() as group:
             await _produce_and_consume(group, first, part, total, window, queue, fetch, writer)
 
