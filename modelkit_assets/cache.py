@@ -13,11 +13,18 @@ Layout (modelkit's, so one assets dir can serve both tools)::
         ├── nlp/tokenizer.lock       one lock per asset (flock: released when a process dies)
         ├── staging/nlp__tokenizer@1.0-{uuid}/ downloads being verified (/ in the name as __)
         ├── manifests/nlp/tokenizer/1.0.meta   copy of the version's manifest (verify, sync)
-        └── leases/nlp/tokenizer/1.0.lease     held (shared) by processes using 1.0 (prune)
+        ├── leases/nlp/tokenizer/1.0.lease     held (shared) by processes using 1.0 (prune)
+        └── signers/nlp/tokenizer/1.0/{key hex}@{inode}-{ctime_ns}
+                                      the trusted key that verified this install of 1.0
 
 A version is visible only with its marker, and the marker appears only once every file
 is verified and in place (G4). Looking up a cached version costs one or two ``stat``
 calls and never takes the lock (G6), so a read-only assets dir still serves.
+
+A signer record names the install it vouches for (inode and change time of the version's
+file or folder, from the ``stat`` the lookup already made): a version replaced later, by
+a fetch that did not check signatures or by modelkit, is not covered by an older record.
+Under ``--require-signature`` a hit costs one more ``stat`` per trusted key.
 """
 
 from __future__ import annotations
@@ -28,19 +35,19 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelkit_assets.errors import CacheLockTimeoutError
-from modelkit_assets.layout import SUCCESS_NAME, CacheLayout
+from modelkit_assets.layout import CACHE_DIR, SIGNERS_DIR, SUCCESS_NAME, CacheLayout
 from modelkit_assets.localdisk import replace_file
 from modelkit_assets.versioning import VersioningSystem
 
 if TYPE_CHECKING:
     import filelock
 
-    from modelkit_assets.manifest import AssetMeta
+    from modelkit_assets.manifest import AssetMeta, FileEntry
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +65,12 @@ class AssetCache:
 
     def cached_path(self, name: str, version: str) -> Path | None:
         """The installed version's path, or ``None`` (two ``stat`` calls: the version, then
-        its marker; a marker whose version was deleted by hand is not a hit).
+        its marker; a marker whose version was deleted by hand is not a hit)."""
+        found = self.installed(name, version)
+        return Path(found[0]) if found is not None else None
+
+    def installed(self, name: str, version: str) -> tuple[str, os.stat_result] | None:
+        """``cached_path`` with the version's ``stat`` (which names this install).
 
         Plain string paths on purpose: this is the G6 hot path and ``pathlib`` costs more
         than the ``stat`` calls themselves. Keep it in step with ``CacheLayout``.
@@ -66,11 +78,42 @@ class AssetCache:
         folder = f"{self._root}/{name}"
         path = f"{folder}/{version}"
         try:
-            is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+            st = os.stat(path)
         except OSError:  # never fetched, or deleted by hand with its marker left behind
             return None
+        is_dir = stat.S_ISDIR(st.st_mode)
         marker = f"{path}/{SUCCESS_NAME}" if is_dir else f"{folder}/.{version}{SUCCESS_NAME}"
-        return Path(path) if os.path.exists(marker) else None
+        return (path, st) if os.path.exists(marker) else None
+
+    def _signer_record(self, name: str, version: str, fingerprint: str, st: os.stat_result) -> str:
+        return (
+            f"{self._root}/{CACHE_DIR}/{SIGNERS_DIR}/{name}/{version}/"
+            f"{fingerprint.removeprefix('sha256:')}@{st.st_ino}-{st.st_ctime_ns}"
+        )
+
+    def verified_by(
+        self, name: str, version: str, st: os.stat_result, fingerprints: Iterable[str]
+    ) -> str | None:
+        """The first of ``fingerprints`` that verified the install ``st`` describes
+        (one ``stat`` per key), or ``None``."""
+        for fingerprint in fingerprints:
+            if os.path.exists(self._signer_record(name, version, fingerprint, st)):
+                return fingerprint
+        return None
+
+    def record_signer(self, name: str, version: str, fingerprint: str) -> None:
+        """Record that ``fingerprint``'s signature vouched for the installed version (call
+        it with the asset's lock held, once the version is installed and checked)."""
+        found = self.installed(name, version)
+        if found is None:
+            return
+        record = Path(self._signer_record(name, version, fingerprint, found[1]))
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.touch()
+
+    def forget_signers(self, name: str, version: str) -> None:
+        """Drop every signer record of a version (it is being replaced or removed)."""
+        shutil.rmtree(self.layout.signers(name, version), ignore_errors=True)
 
     def versions(self, name: str, versioning: VersioningSystem) -> list[str]:
         """Installed versions of ``name``, latest first."""
@@ -182,6 +225,41 @@ class AssetCache:
         except (OSError, InvalidMetaError):
             return None
 
+    def files_of(self, meta: AssetMeta) -> tuple[list[tuple[str | None, FileEntry, str]], list[str]]:
+        """The installed version of ``meta``: each listed file as (path in the manifest or
+        ``None`` for a file asset, entry, local path), and the files its folder holds that
+        the manifest does not list."""
+        root = self.layout.version_path(meta.name, meta.version)
+        if not meta.is_directory:
+            return [(None, meta.file_entry, str(root))], []
+        jobs: list[tuple[str | None, FileEntry, str]] = [
+            (p, e, str(root.joinpath(*p.split("/")))) for p, e in meta.files.items()
+        ]
+        unexpected = []
+        for folder, _dirs, names in os.walk(root):
+            for file_name in names:
+                rel = os.path.relpath(os.path.join(folder, file_name), root).replace(os.sep, "/")
+                if rel != SUCCESS_NAME and rel not in meta.files:
+                    unexpected.append(rel)
+        return jobs, unexpected
+
+    def holds(self, meta: AssetMeta) -> bool:
+        """Whether the installed version is exactly ``meta``'s files, every one re-hashed
+        (for an install no signature vouched for yet)."""
+        from modelkit_assets.integrity import measure_local, mismatches
+
+        jobs, unexpected = self.files_of(meta)
+        if unexpected:
+            return False
+        for _path, entry, local in jobs:
+            try:
+                size, sha256 = measure_local(local)
+            except OSError:
+                return False
+            if entry.sha256 is None or mismatches(entry, size, sha256):
+                return False
+        return True
+
     def install(self, name: str, version: str, staged: Path, *, is_directory: bool, trash: Path) -> Path:
         """Move a verified ``staged`` file or folder into place, marker last.
 
@@ -192,6 +270,7 @@ class AssetCache:
         target.parent.mkdir(parents=True, exist_ok=True)
         file_marker = self.layout.file_marker(name, version)
         file_marker.unlink(missing_ok=True)
+        self.forget_signers(name, version)
         if target.is_dir():
             (target / SUCCESS_NAME).unlink(missing_ok=True)
         if target.exists() or target.is_symlink():

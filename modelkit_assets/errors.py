@@ -23,6 +23,7 @@ Each class also inherits the builtin that matches its failure, so callers that c
     ├── CacheLockTimeoutError (TimeoutError)
     ├── LocalDiskError (OSError)
     │   └── CacheNotWritableError (PermissionError)
+    ├── SignatureError (PermissionError)
     ├── LockfileError (ValueError)
     ├── LockMismatchError (RuntimeError)
     ├── StoreError (OSError)
@@ -129,6 +130,11 @@ class LocalDiskError(AssetsError, OSError):
 class CacheNotWritableError(LocalDiskError, PermissionError):
     """A version must be installed but the assets dir is read-only (or not ours to write);
     versions already in it are still served."""
+
+
+class SignatureError(AssetsError, PermissionError):
+    """A version is refused because signatures are required and none by a trusted key
+    matches its manifest (or a version cannot be signed)."""
 
 
 class LockfileError(AssetsError, ValueError):

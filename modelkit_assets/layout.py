@@ -9,6 +9,10 @@ Remote layout, relative to the store root (modelkit 0.1.3's, plus hidden claims)
     {root}/{name}/.claims/{version}/{n:06d}  who is publishing {version} (attempt n); invisible
                                         to modelkit, whose listings only read ``.versions``
     {root}/{name}/.claims/.new/{n:06d}  who is creating {name} (``new``); see claims.py
+    {root}/{name}/.signatures/{version}/{key hex}.sig
+                                        a publisher's signature of {version} (signing.py),
+                                        created exclusively before the commit; invisible to
+                                        modelkit like the claims
 
 Local assets dir (modelkit's layout, so both tools can share it)::
 
@@ -20,6 +24,9 @@ Local assets dir (modelkit's layout, so both tools can share it)::
                                         downloads in progress, renamed into place once verified
     {dir}/.cache/manifests/{name}/{version}.meta   copy of the version's manifest (verify, sync)
     {dir}/.cache/leases/{name}/{version}.lease     shared lock of processes using the version (prune)
+    {dir}/.cache/signers/{name}/{version}/{key hex}@{inode}-{ctime_ns}
+                                        the trusted key that verified the installed version
+                                        (empty file; names the install it vouches for)
 """
 
 from __future__ import annotations
@@ -32,12 +39,15 @@ from typing import Any
 META_SUFFIX = ".meta"
 VERSIONS_SUFFIX = ".versions"
 CLAIMS_DIR = ".claims"
+SIGNATURES_DIR = ".signatures"
+SIGNATURE_SUFFIX = ".sig"
 SUCCESS_NAME = ".SUCCESS"
 CACHE_DIR = ".cache"
 STAGING_DIR = "staging"
 MANIFESTS_DIR = "manifests"
 LEASES_DIR = "leases"
 LEASE_SUFFIX = ".lease"
+SIGNERS_DIR = "signers"
 
 
 def committed_versions(entries: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -84,6 +94,15 @@ class RemoteLayout:
     def claim(self, name: str, version: str, attempt: int) -> str:
         return self._key(name, CLAIMS_DIR, version, f"{attempt:06d}")
 
+    def signatures_dir(self, name: str, version: str | None = None) -> str:
+        return self._key(name, SIGNATURES_DIR, version or "")
+
+    def signature(self, name: str, version: str, fingerprint: str) -> str:
+        """The object of ``fingerprint``'s (``sha256:<hex>``) signature of a version."""
+        return self._key(
+            name, SIGNATURES_DIR, version, fingerprint.removeprefix("sha256:") + SIGNATURE_SUFFIX
+        )
+
     def relative(self, key: str) -> str:
         """``key`` relative to the root (keys outside the root are returned unchanged)."""
         key = key.rstrip("/")
@@ -126,6 +145,9 @@ class CacheLayout:
 
     def lease(self, name: str, version: str) -> Path:
         return self.assets_dir.joinpath(CACHE_DIR, LEASES_DIR, *name.split("/"), version + LEASE_SUFFIX)
+
+    def signers(self, name: str, version: str) -> Path:
+        return self.assets_dir.joinpath(CACHE_DIR, SIGNERS_DIR, *name.split("/"), version)
 
     def local_path(self, name: str, version: str, sub_part: str | None = None) -> Path:
         path = self.version_path(name, version)

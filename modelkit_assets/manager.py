@@ -1,7 +1,8 @@
 """``AssetsManager``: turn a spec into a local path, cache first, store second.
 
 A pinned version already in the cache costs one or two ``stat`` calls and no network
-request (G6). Otherwise the version is resolved through the store (one listing), then
+request (G6); with ``require_signature``, one more per trusted key (the cache's record of
+the key that verified that install). Otherwise the version is resolved through the store (one listing), then
 downloaded under the asset's lock into a staging folder, verified file by file and
 renamed into place (G4).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +23,7 @@ from modelkit_assets.errors import (
     CacheNotWritableError,
     ConfigurationError,
     OfflineError,
+    SignatureError,
     StoreUnreachableError,
     SubPartNotFoundError,
     VersionNotFoundError,
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 
     from modelkit_assets.manifest import AssetMeta
     from modelkit_assets.settings import Settings
+    from modelkit_assets.signing import TrustedKey
     from modelkit_assets.store import AssetStore
 
 logger = logging.getLogger(__name__)
@@ -81,6 +85,11 @@ class AssetsManager:
         never created) the assets dir is served alone, as modelkit does.
     assets_dir
         The local cache; defaults to ``MODELKIT_ASSETS_DIR`` or the user cache dir.
+    require_signature
+        Refuse any version that no trusted key signed (``MODELKIT_ASSETS_REQUIRE_SIGNATURE``);
+        a cached version is served only if a trusted key verified that install.
+    trusted_keys
+        PEM files of the publishers' public keys (``MODELKIT_ASSETS_TRUSTED_KEYS``).
     """
 
     def __init__(
@@ -93,6 +102,8 @@ class AssetsManager:
         versioning: str | VersioningSystem | None = None,
         offline: bool | None = None,
         settings: Settings | None = None,
+        require_signature: bool | None = None,
+        trusted_keys: Sequence[str | os.PathLike[str] | TrustedKey] | None = None,
     ) -> None:
         if settings is None:
             from modelkit_assets.settings import get_settings
@@ -102,6 +113,23 @@ class AssetsManager:
         self.cache = AssetCache(assets_dir if assets_dir is not None else settings.assets_dir)
         self.timeout = float(timeout if timeout is not None else settings.timeout_s)
         self.offline = settings.offline if offline is None else offline
+        self.require_signature = (
+            settings.require_signature if require_signature is None else require_signature
+        )
+        #: the publishers' keys this manager trusts (read when signatures are required)
+        self.trusted_keys: tuple[TrustedKey, ...] = ()
+        if self.require_signature:
+            from modelkit_assets.signing import load_trusted_keys
+
+            paths = settings.trusted_keys if trusted_keys is None else trusted_keys
+            if not paths:
+                raise ConfigurationError(
+                    "Signatures are required (MODELKIT_ASSETS_REQUIRE_SIGNATURE or --require-signature) "
+                    "but no key is trusted: set MODELKIT_ASSETS_TRUSTED_KEYS to the publishers' PEM "
+                    "public keys."
+                )
+            self.trusted_keys = load_trusted_keys(paths)
+        self._fingerprints = tuple(k.fingerprint for k in self.trusted_keys)
         if isinstance(store, str | os.PathLike):
             from modelkit_assets.store import AssetStore
 
@@ -202,6 +230,16 @@ class AssetsManager:
                 f"offline: forcing the download of {parsed.name}:{version} needs the store; unset "
                 "MODELKIT_ASSETS_OFFLINE, or drop --force (MODELKIT_STORAGE_FORCE_DOWNLOAD)."
             )
+        if store is None and self.require_signature and self._unverified(parsed.name, version):
+            raise SignatureError(
+                f"{parsed.name}:{version} is in the assets dir {self.assets_dir}, but no trusted key "
+                "verified it there, and its signature can be checked only in the store; "
+                + (
+                    "unset MODELKIT_ASSETS_OFFLINE."
+                    if self.offline
+                    else "set MODELKIT_ASSETS_STORE, or fetch it with signatures required once."
+                )
+            )
         if store is None:
             raise VersionNotFoundError(
                 f"{parsed.name}:{version} is not in the assets dir {self.assets_dir}; "
@@ -281,10 +319,12 @@ class AssetsManager:
         meta = store.meta(name, version)
         if sub_part is not None and not _lists(meta, sub_part):
             raise _no_sub_part(name, version, sub_part)  # nothing to download for it
+        # and its signature: a version no trusted key vouches for is refused here
+        signer = store.signatures.verify(meta, self.trusted_keys) if self.require_signature else None
         failed = f"{name}:{version} is not in the assets dir {self.assets_dir} and cannot be installed there"
         setting = ASSETS_DIR_SETTING
         with local_writes(self.assets_dir, setting, failed, not_writable=CacheNotWritableError):
-            return self._install(store, meta, sub_part, force=force, callback=callback)
+            return self._install(store, meta, sub_part, force=force, callback=callback, signer=signer)
 
     def _install(
         self,
@@ -294,14 +334,28 @@ class AssetsManager:
         *,
         force: bool,
         callback: Callback | None,
+        signer: TrustedKey | None = None,
     ) -> tuple[Path, bool, AssetMeta | None]:
         name, version = meta.name, meta.version
         with self.cache.lock(name, self.timeout):
-            if not force:
-                path = self.cache.cached_path(name, version)
-                # a concurrent process got it first (and it is whole where we look)
-                if path is not None and (sub_part is None or _inner(path, sub_part).exists()):
+            found = None if force else self.cache.installed(name, version)
+            # a concurrent process got it first (and it is whole where we look)
+            if found is not None and (sub_part is None or _inner(Path(found[0]), sub_part).exists()):
+                path = Path(found[0])
+                if signer is None or self.cache.verified_by(name, version, found[1], self._fingerprints):
                     return path, True, None
+                # installed without a signature check (by an earlier fetch or by modelkit):
+                # served only if its files are exactly the signed ones, else replaced
+                if self.cache.holds(meta):
+                    self.cache.save_manifest(meta)
+                    self.cache.record_signer(name, version, signer.fingerprint)
+                    return path, True, None
+                logger.warning(
+                    "%s:%s in the assets dir %s differs from its signed manifest: fetching it again.",
+                    name,
+                    version,
+                    self.assets_dir,
+                )
             if not meta.verifiable:
                 logger.warning(
                     "%s:%s was published without hashes (by modelkit?): only the file list "
@@ -318,6 +372,8 @@ class AssetsManager:
                 path = self.cache.install(
                     name, version, staged, is_directory=meta.is_directory, trash=stage / "previous"
                 )
+                if signer is not None:
+                    self.cache.record_signer(name, version, signer.fingerprint)
             logger.info("Fetched %s:%s from %s", name, version, store.display_url)
             return path, False, meta
 
@@ -333,8 +389,15 @@ class AssetsManager:
     def _hit(self, spec: AssetSpec, version: str) -> Path | None:
         """The cached path of ``spec`` at ``version`` if it is there, whole where asked
         (``stat`` calls only: G6)."""
-        path = self.cache.cached_path(spec.name, version)
-        if path is None or spec.sub_part is None:
+        found = self.cache.installed(spec.name, version)
+        if found is None:
+            return None
+        if self.require_signature and not self.cache.verified_by(
+            spec.name, version, found[1], self._fingerprints
+        ):
+            return None  # not verified by a trusted key: the store decides
+        path = Path(found[0])
+        if spec.sub_part is None:
             return path
         inner = _inner(path, spec.sub_part)
         return inner if spec.sub_part != SUCCESS_NAME and inner.exists() else None
@@ -356,6 +419,8 @@ class AssetsManager:
         hit = self._hit(spec, version)
         if hit is not None or spec.sub_part is None or self.cache.cached_path(spec.name, version) is None:
             return hit
+        if self.require_signature and self._unverified(spec.name, version):
+            return None
         meta = self.cache.read_manifest(spec.name, version)
         if spec.sub_part == SUCCESS_NAME or (meta is not None and not _lists(meta, spec.sub_part)):
             raise _no_sub_part(spec.name, version, spec.sub_part)
@@ -368,6 +433,11 @@ class AssetsManager:
             spec.sub_part,
         )
         return None
+
+    def _unverified(self, name: str, version: str) -> bool:
+        """Whether the version is installed but no trusted key verified that install."""
+        found = self.cache.installed(name, version)
+        return found is not None and not self.cache.verified_by(name, version, found[1], self._fingerprints)
 
     def __repr__(self) -> str:
         return f"AssetsManager(assets_dir={str(self.assets_dir)!r}, store={self._store!r})"

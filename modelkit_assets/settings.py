@@ -12,6 +12,10 @@
 | MODELKIT_ASSETS_OFFLINE               | never touch the network               |
 | MODELKIT_ASSETS_RETRIES               | tries per store request (5)           |
 | MODELKIT_ASSETS_RETRY_DEADLINE_S      | no retry starts after this long (120) |
+| MODELKIT_ASSETS_SIGNING_KEY           | PEM private key that signs publishes  |
+| MODELKIT_ASSETS_SIGNING_KEY_PASSPHRASE| its passphrase, if encrypted          |
+| MODELKIT_ASSETS_REQUIRE_SIGNATURE     | refuse versions no trusted key signed |
+| MODELKIT_ASSETS_TRUSTED_KEYS          | PEM public keys (os.pathsep-separated)|
 
 modelkit's ``MODELKIT_STORAGE_PROVIDER``/``_BUCKET``/``_PREFIX``, ``S3_ENDPOINT`` and
 ``MODELKIT_STORAGE_FORCE_DOWNLOAD`` are honoured when ``MODELKIT_ASSETS_STORE`` is unset.
@@ -148,6 +152,11 @@ class Settings:
     embedded: bool = False
     retries: int = DEFAULT_RETRIES
     retry_deadline_s: float = DEFAULT_RETRY_DEADLINE_S
+    #: signing (signing.py): the publisher's private key file and its passphrase (never shown)
+    signing_key: Path | None = None
+    signing_key_passphrase: str | None = field(default=None, repr=False)
+    require_signature: bool = False
+    trusted_keys: tuple[Path, ...] = ()
 
     def __repr__(self) -> str:
         # the store URL may carry `user:password@` (G7): shown without it, options never
@@ -192,6 +201,7 @@ class Settings:
         elif store.lower() == NO_STORE:
             store = None
         assets_dir = env.get("MODELKIT_ASSETS_DIR")
+        signing_key = env.get("MODELKIT_ASSETS_SIGNING_KEY") or ""
         return cls(
             store_url=store,
             storage_options=options,
@@ -205,6 +215,14 @@ class Settings:
             embedded=embedded,
             retries=int(_number(env, "MODELKIT_ASSETS_RETRIES", DEFAULT_RETRIES)),
             retry_deadline_s=_number(env, "MODELKIT_ASSETS_RETRY_DEADLINE_S", DEFAULT_RETRY_DEADLINE_S),
+            signing_key=Path(signing_key.strip()).expanduser() if signing_key.strip() else None,
+            signing_key_passphrase=env.get("MODELKIT_ASSETS_SIGNING_KEY_PASSPHRASE") or None,
+            require_signature=_flag(env.get("MODELKIT_ASSETS_REQUIRE_SIGNATURE")),
+            trusted_keys=tuple(
+                Path(p.strip()).expanduser()
+                for p in (env.get("MODELKIT_ASSETS_TRUSTED_KEYS") or "").split(os.pathsep)
+                if p.strip()
+            ),
         )
 
 

@@ -6,10 +6,12 @@ Publishing a version (G1-G3)::
     2. claim the next version         exclusive create of .claims/{version}/{attempt};
                                       taken -> try the following version
     3. upload the data                only the claim's owner writes into {name}/{version}
-    4. commit                         exclusive create of {name}/{version}.meta
+    4. sign (with a signing key)      exclusive create of .signatures/{version}/{key}.sig
+       commit                         exclusive create of {name}/{version}.meta
     5. refresh {name}.versions        rebuilt from the committed metas, for modelkit
 
-A crash before 4 leaves no version; the claim of a dead writer (same host and its
+A crash before the commit leaves no version, and a version is signed from the moment it
+exists (a consumer requiring signatures never sees it unsigned); the claim of a dead writer (same host and its
 process gone, or older than the claim TTL) is resumed by the next publisher. The claim
 protocol lives in claims.py; every request goes through the store's ``Remote``
 (remote.py: the filesystem, its retries and error translation).
@@ -56,6 +58,7 @@ from modelkit_assets.settings import (
     DEFAULT_RETRIES,
     DEFAULT_RETRY_DEADLINE_S,
 )
+from modelkit_assets.signatures import Signatures
 from modelkit_assets.source import Source, SourceFile, scan_source
 from modelkit_assets.spec import AssetSpec, check_name
 from modelkit_assets.transfer import copy_objects, download, unchanged_files, upload
@@ -66,6 +69,7 @@ if TYPE_CHECKING:
     from fsspec.callbacks import Callback
 
     from modelkit_assets.settings import Settings
+    from modelkit_assets.signing import SigningKey
 
 #: the built-in systems: a name segment valid in any of them is a version, not a name
 _BUILTIN_SYSTEMS = (get_versioning("major_minor"), get_versioning("simple_date"))
@@ -169,6 +173,12 @@ class AssetStore:
             self.remote,
             self.versioning,
             claim_ttl_s or (settings.claim_ttl_s if settings else DEFAULT_CLAIM_TTL_S),
+        )
+        #: publishers' signatures of versions (signatures.py)
+        self.signatures = Signatures(self.remote)
+        #: the key ``publish`` signs with when given none (MODELKIT_ASSETS_SIGNING_KEY)
+        self._default_key = (
+            (settings.signing_key, settings.signing_key_passphrase) if settings else (None, None)
         )
 
     @classmethod
@@ -408,6 +418,22 @@ class AssetStore:
             return self.storage_options
         return {}
 
+    def signing_key(self, key: SigningKey | str | os.PathLike[str] | None = None) -> SigningKey | None:
+        """``key`` loaded (a path is read as a PEM private key), or the configured one
+        (``MODELKIT_ASSETS_SIGNING_KEY``), or ``None``: publishes are then unsigned.
+
+        Raises
+        ------
+        ConfigurationError
+            If the key cannot be used (the message never shows its content).
+        """
+        from modelkit_assets.signing import SigningKey, load_signing_key
+
+        if isinstance(key, SigningKey):
+            return key
+        path, passphrase = (key, self._default_key[1]) if key is not None else self._default_key
+        return load_signing_key(path, passphrase) if path is not None else None
+
     def _check_pinned(self, name: str, version: str) -> None:
         self.versioning.check(version)
         if not self.versioning.is_complete(version):
@@ -424,13 +450,15 @@ class AssetStore:
         description: str | None = None,
         dry_run: bool = False,
         callback: Callback | None = None,
+        sign_key: SigningKey | str | os.PathLike[str] | None = None,
     ) -> str:
-        """Publish ``path`` as the first version of ``name``; return the version."""
+        """Publish ``path`` as the first version of ``name``; return the version.
+        ``sign_key`` (or ``MODELKIT_ASSETS_SIGNING_KEY``) signs it."""
         plan = self.plan_new(path, name)
         return (
             plan.version
             if dry_run
-            else self.publish(plan, description=description, callback=callback).version
+            else self.publish(plan, description=description, callback=callback, sign_key=sign_key).version
         )
 
     def update(
@@ -442,19 +470,26 @@ class AssetStore:
         description: str | None = None,
         dry_run: bool = False,
         callback: Callback | None = None,
+        sign_key: SigningKey | str | os.PathLike[str] | None = None,
     ) -> str:
-        """Publish ``path`` as the next version of ``spec`` (``name`` or ``name:MAJOR``)."""
+        """Publish ``path`` as the next version of ``spec`` (``name`` or ``name:MAJOR``);
+        ``sign_key`` (or ``MODELKIT_ASSETS_SIGNING_KEY``) signs it."""
         plan = self.plan_update(path, spec, bump_major=bump_major)
         return (
             plan.version
             if dry_run
-            else self.publish(plan, description=description, callback=callback).version
+            else self.publish(plan, description=description, callback=callback, sign_key=sign_key).version
         )
 
     def publish(
-        self, plan: PublishPlan, *, description: str | None = None, callback: Callback | None = None
+        self,
+        plan: PublishPlan,
+        *,
+        description: str | None = None,
+        callback: Callback | None = None,
+        sign_key: SigningKey | str | os.PathLike[str] | None = None,
     ) -> AssetMeta:
-        """Carry out a plan: claim, upload, commit, refresh the index (G1-G3).
+        """Carry out a plan: claim, upload, sign, commit, refresh the index (G1-G3).
 
         The version actually published may follow ``plan.version`` when a concurrent
         writer took it first; the returned metadata says which. A pinned plan publishes
@@ -463,7 +498,10 @@ class AssetStore:
         Raises
         ------
         AssetExistsError, VersionExistsError, PublishConflictError, StoreError
+        ConfigurationError
+            If the signing key cannot be used (checked before anything is written).
         """
+        key = self.signing_key(sign_key)
         writer = uuid.uuid4().hex
         name = plan.name
         new_claim = None
@@ -526,7 +564,20 @@ class AssetStore:
             publish_id=writer,
             block_size=BLOCK_SIZE,
         )
-        self._commit(meta)
+        if key is not None:
+            # before the commit: the version exists signed or not at all. A dead writer's
+            # signature of this claimed, uncommitted version is ours to replace
+            try:
+                self.signatures.add(meta, key, claimed=True)
+            except BaseException:
+                self.claims.withdraw(name, claim, new_claim)
+                raise
+        try:
+            self._commit(meta)
+        except VersionExistsError:
+            if key is not None:  # the version someone else committed is not what we signed
+                self.signatures.remove(name, claim.version, key.fingerprint)
+            raise
         # what this writer knows is committed: the listing it planned on, and its version
         self.refresh_index(name, known=self.versioning.sort([*committed, claim.version]))
         return meta

@@ -43,6 +43,7 @@ EXPECTED = [
     "PublishPlan",
     "ReadOnlyFilesystemError",
     "Settings",
+    "SignatureError",
     "StoreError",
     "StoreNotFoundError",
     "StorePermissionError",

@@ -164,6 +164,7 @@ def _remove(cache: AssetCache, version: CachedVersion) -> None:
     else:
         trash.unlink(missing_ok=True)
     layout.manifest(version.name, version.version).unlink(missing_ok=True)
+    cache.forget_signers(version.name, version.version)
     # the lease file stays: unlinking it could strand a holder that opened it just now
 
 

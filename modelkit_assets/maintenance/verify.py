@@ -10,7 +10,6 @@ kernel allows it, so that checking does not count as a use for ``prune``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from modelkit_assets.backends import store_errors
 from modelkit_assets.cache import AssetCache
 from modelkit_assets.errors import AssetNotFoundError, InvalidMetaError
 from modelkit_assets.integrity import measure_local, measure_object, mismatches
-from modelkit_assets.layout import SUCCESS_NAME
 from modelkit_assets.manifest import AssetMeta, FileEntry
 
 if TYPE_CHECKING:
@@ -168,22 +166,10 @@ def verify_cached(
             )
         )
         return
-    root = cache.layout.version_path(name, version)
-    if meta.is_directory:
-        jobs: list[tuple[str | None, FileEntry, Any]] = [
-            (p, e, str(root.joinpath(*p.split("/")))) for p, e in meta.files.items()
-        ]
-        listed = set(meta.files)
-        for folder, _dirs, names in os.walk(root):
-            for file_name in names:
-                rel = os.path.relpath(os.path.join(folder, file_name), root).replace(os.sep, "/")
-                if rel != SUCCESS_NAME and rel not in listed:
-                    report.problems.append(
-                        Problem("cache", name, version, rel, "unexpected", "not in the manifest")
-                    )
-    else:
-        entry = meta.file_entry
-        jobs = [(None, entry, str(root))]
+    files, unexpected = cache.files_of(meta)
+    for rel in unexpected:
+        report.problems.append(Problem("cache", name, version, rel, "unexpected", "not in the manifest"))
+    jobs: list[tuple[str | None, FileEntry, Any]] = list(files)
     check_files(jobs, measure_local, "cache", name, version, report)
 
 
