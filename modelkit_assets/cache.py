@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelkit_assets.errors import CacheLockTimeoutError
-from modelkit_assets.layout import CACHE_DIR, SIGNERS_DIR, SUCCESS_NAME, CacheLayout
+from modelkit_assets.layout import CACHE_DIR, SIGNATURE_SUFFIX, SIGNERS_DIR, SUCCESS_NAME, CacheLayout
 from modelkit_assets.localdisk import replace_file
 from modelkit_assets.versioning import VersioningSystem
 
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     import filelock
 
     from modelkit_assets.manifest import AssetMeta, FileEntry
+    from modelkit_assets.signing import Signature
 
 logger = logging.getLogger(__name__)
 
@@ -101,15 +102,41 @@ class AssetCache:
                 return fingerprint
         return None
 
-    def record_signer(self, name: str, version: str, fingerprint: str) -> None:
-        """Record that ``fingerprint``'s signature vouched for the installed version (call
-        it with the asset's lock held, once the version is installed and checked)."""
+    def record_signer(self, name: str, version: str, signature: Signature) -> None:
+        """Record that ``signature`` (by a trusted key) vouched for the installed version,
+        and keep a copy of it, so that the install can be checked again without the store
+        (offline, or a bundle copied elsewhere). Call it once the version is installed and
+        checked, with the asset's lock held when there is one.
+
+        Raises
+        ------
+        OSError
+            If the assets dir cannot be written (a read-only bundle).
+        """
         found = self.installed(name, version)
         if found is None:
             return
-        record = Path(self._signer_record(name, version, fingerprint, found[1]))
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.touch()
+        folder = self.layout.signers(name, version)
+        folder.mkdir(parents=True, exist_ok=True)
+        replace_file(
+            folder / (signature.fingerprint.removeprefix("sha256:") + SIGNATURE_SUFFIX), signature.to_json()
+        )
+        Path(self._signer_record(name, version, signature.fingerprint, found[1])).touch()
+
+    def kept_signatures(self, name: str, version: str, fingerprints: Iterable[str]) -> list[Signature]:
+        """The copies ``record_signer`` kept of ``fingerprints``' signatures of a version."""
+        from modelkit_assets.errors import SignatureError
+        from modelkit_assets.signing import Signature
+
+        folder = self.layout.signers(name, version)
+        found = []
+        for fingerprint in fingerprints:
+            path = folder / (fingerprint.removeprefix("sha256:") + SIGNATURE_SUFFIX)
+            try:
+                found.append(Signature.from_json(path.read_bytes(), f"kept in {folder}"))
+            except (OSError, SignatureError):
+                continue
+        return found
 
     def forget_signers(self, name: str, version: str) -> None:
         """Drop every signer record of a version (it is being replaced or removed)."""

@@ -51,6 +51,8 @@ Every option falls back on the environment (``MODELKIT_ASSETS_*``, see ``setting
     assets_dir      the local cache
     offline         True: resolve and read from the cache alone, never touch the network
     versioning      "major_minor" / "simple_date" / a registered system
+    require_signature  True: open only versions a trusted key signed
+    trusted_keys    PEM files of the trusted public keys (MODELKIT_ASSETS_TRUSTED_KEYS)
     manager         an AssetsManager to use instead of all of the above
 """
 
@@ -58,7 +60,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
@@ -190,6 +192,9 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
         Resolve and read from the cache alone (default: ``MODELKIT_ASSETS_OFFLINE``).
     versioning
         The versioning system (default: ``MODELKIT_ASSETS_VERSIONING_SYSTEM``).
+    require_signature, trusted_keys
+        Open only versions signed by a trusted key (default:
+        ``MODELKIT_ASSETS_REQUIRE_SIGNATURE``, ``MODELKIT_ASSETS_TRUSTED_KEYS``).
     manager
         An ``AssetsManager`` to use instead of the options above.
 
@@ -213,6 +218,8 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
         store_options: Mapping[str, Any] | None = None,
         offline: bool | None = None,
         versioning: str | None = None,
+        require_signature: bool | None = None,
+        trusted_keys: Sequence[str | os.PathLike[str]] | None = None,
         manager: AssetsManager | None = None,
         **kwargs: Any,
     ) -> None:
@@ -224,8 +231,8 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
         if unknown:
             raise ConfigurationError(
                 f"Unknown option(s) {', '.join(unknown)} for {PROTOCOL}://; it takes store, "
-                "store_options (the store's own fsspec options), assets_dir, offline, versioning "
-                "and manager."
+                "store_options (the store's own fsspec options), assets_dir, offline, versioning, "
+                "require_signature, trusted_keys and manager."
             )
         super().__init__(**kwargs)
         if manager is None:
@@ -239,9 +246,15 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
 
                 store = AssetStore(None, store_options, versioning=versioning, options_origin="store_options")
             manager = AssetsManager(
-                store, assets_dir, storage_options=options, offline=offline, versioning=versioning
+                store,
+                assets_dir,
+                storage_options=options,
+                offline=offline,
+                versioning=versioning,
+                require_signature=require_signature,
+                trusted_keys=trusted_keys,
             )
-        elif store is not None or assets_dir is not None or store_options is not None:
+        elif any(v is not None for v in (store, assets_dir, store_options, require_signature, trusted_keys)):
             raise ConfigurationError(f"Give {PROTOCOL}:// either a manager or store options, not both.")
         self.manager = manager
         self._trees: dict[tuple[str, str], _Tree] = {}

@@ -9,6 +9,7 @@ renamed into place (G4).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
     from modelkit_assets.manifest import AssetMeta
     from modelkit_assets.settings import Settings
-    from modelkit_assets.signing import TrustedKey
+    from modelkit_assets.signing import Signature, TrustedKey
     from modelkit_assets.store import AssetStore
 
 logger = logging.getLogger(__name__)
@@ -231,6 +232,11 @@ class AssetsManager:
                 "MODELKIT_ASSETS_OFFLINE, or drop --force (MODELKIT_STORAGE_FORCE_DOWNLOAD)."
             )
         if store is None and self.require_signature and self._unverified(parsed.name, version):
+            path = self._verify_kept(parsed.name, version)
+            if path is not None:
+                return FetchResult(
+                    self._sub_part(path, parsed, version), parsed.name, version, parsed.sub_part, True
+                )
             raise SignatureError(
                 f"{parsed.name}:{version} is in the assets dir {self.assets_dir}, but no trusted key "
                 "verified it there, and its signature can be checked only in the store; "
@@ -320,7 +326,7 @@ class AssetsManager:
         if sub_part is not None and not _lists(meta, sub_part):
             raise _no_sub_part(name, version, sub_part)  # nothing to download for it
         # and its signature: a version no trusted key vouches for is refused here
-        signer = store.signatures.verify(meta, self.trusted_keys) if self.require_signature else None
+        signer = store.signatures.verify(meta, self.trusted_keys)[1] if self.require_signature else None
         failed = f"{name}:{version} is not in the assets dir {self.assets_dir} and cannot be installed there"
         setting = ASSETS_DIR_SETTING
         with local_writes(self.assets_dir, setting, failed, not_writable=CacheNotWritableError):
@@ -334,7 +340,7 @@ class AssetsManager:
         *,
         force: bool,
         callback: Callback | None,
-        signer: TrustedKey | None = None,
+        signer: Signature | None = None,
     ) -> tuple[Path, bool, AssetMeta | None]:
         name, version = meta.name, meta.version
         with self.cache.lock(name, self.timeout):
@@ -348,7 +354,7 @@ class AssetsManager:
                 # served only if its files are exactly the signed ones, else replaced
                 if self.cache.holds(meta):
                     self.cache.save_manifest(meta)
-                    self.cache.record_signer(name, version, signer.fingerprint)
+                    self.cache.record_signer(name, version, signer)
                     return path, True, None
                 logger.warning(
                     "%s:%s in the assets dir %s differs from its signed manifest: fetching it again.",
@@ -373,7 +379,7 @@ class AssetsManager:
                     name, version, staged, is_directory=meta.is_directory, trash=stage / "previous"
                 )
                 if signer is not None:
-                    self.cache.record_signer(name, version, signer.fingerprint)
+                    self.cache.record_signer(name, version, signer)
             logger.info("Fetched %s:%s from %s", name, version, store.display_url)
             return path, False, meta
 
@@ -433,6 +439,27 @@ class AssetsManager:
             spec.sub_part,
         )
         return None
+
+    def _verify_kept(self, name: str, version: str) -> Path | None:
+        """Without the store: an installed version whose record no longer names its install
+        (a bundle copied elsewhere) is served if the signature copy kept in the cache, by a
+        trusted key, matches the manifest copy and every file re-hashes to it; the record
+        is then written again where the assets dir is writable."""
+        from modelkit_assets.signing import check
+
+        meta = self.cache.read_manifest(name, version)
+        kept = self.cache.kept_signatures(name, version, self._fingerprints)
+        if meta is None or not kept:
+            return None
+        try:
+            _, signature = check(meta, kept, self.trusted_keys, f"{name}:{version}")
+        except SignatureError:
+            return None
+        if not self.cache.holds(meta):
+            return None
+        with contextlib.suppress(OSError):  # a read-only bundle: checked again by the next process
+            self.cache.record_signer(name, version, signature)
+        return self.cache.cached_path(name, version)
 
     def _unverified(self, name: str, version: str) -> bool:
         """Whether the version is installed but no trusted key verified that install."""

@@ -68,24 +68,30 @@ class Signatures:
                 found.append(sig)
         return found
 
-    def signed_versions(self, name: str) -> set[str]:
-        """The versions of ``name`` that have at least one signature object (one listing)."""
+    def signed_versions(self, name: str) -> dict[str, int]:
+        """How many signature objects each version of ``name`` has (one recursive listing;
+        versions without any are absent)."""
         layout = self.remote.layout
-        top = self.remote.list(layout.signatures_dir(name), f"list the signatures of {name}")
-        versions = set()
-        for entry in top:
-            if entry["type"] == "directory":
-                version = basename(entry["name"])
-                inner = self.remote.list(
-                    layout.signatures_dir(name, version), f"list the signatures of {name}"
-                )
-                if any(basename(e["name"]).endswith(SIGNATURE_SUFFIX) for e in inner):
-                    versions.add(version)
-        return versions
+        top = layout.signatures_dir(name)
 
-    def verify(self, meta: AssetMeta, trusted: Sequence[TrustedKey]) -> TrustedKey:
-        """The trusted key whose signature of ``meta`` verifies: one read per trusted key,
-        and a listing only to explain a refusal.
+        def find() -> list[str]:
+            self.remote.fs.invalidate_cache(top)
+            try:
+                return list(self.remote.fs.find(top))
+            except FileNotFoundError:
+                return []
+
+        counts: dict[str, int] = {}
+        root = layout.relative(top)
+        for key in self.remote.request(f"list the signatures of {name}", find):
+            parts = layout.relative(key)[len(root) + 1 :].split("/")
+            if len(parts) == 2 and parts[1].endswith(SIGNATURE_SUFFIX):
+                counts[parts[0]] = counts.get(parts[0], 0) + 1
+        return counts
+
+    def verify(self, meta: AssetMeta, trusted: Sequence[TrustedKey]) -> tuple[TrustedKey, Signature]:
+        """The trusted key whose signature of ``meta`` verifies, and that signature: one
+        read per trusted key, and a listing only to explain a refusal.
 
         Raises
         ------

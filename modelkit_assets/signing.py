@@ -247,8 +247,9 @@ def generate_key(path: str | os.PathLike[str], algorithm: str = ED25519) -> tupl
     public = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    if public_path.exists():
-        raise FileExistsError(f"{public_path} exists; a key is never overwritten: choose another path.")
+    for target in (private_path, public_path):
+        if target.exists():
+            raise FileExistsError(f"{target} exists; a key is never overwritten: choose another path.")
     fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(private)
@@ -409,8 +410,8 @@ def sign(meta: AssetMeta, key: SigningKey) -> Signature:
 
 def check(
     meta: AssetMeta, signatures: Sequence[Signature], trusted: Sequence[TrustedKey], label: str
-) -> TrustedKey:
-    """The trusted key whose signature of ``meta`` verifies.
+) -> tuple[TrustedKey, Signature]:
+    """The trusted key whose signature of ``meta`` verifies, and that signature.
 
     Raises
     ------
@@ -428,7 +429,7 @@ def check(
             continue
         public = key.public_key()
         if _algorithm(public) == sig.algorithm and sig.verifies_with(public, data):
-            return key
+            return key, sig
         mismatched.append(sig.fingerprint)
     if mismatched:
         raise SignatureError(

@@ -5,7 +5,7 @@ Results go to stdout (tables, or JSON with ``--json``); nothing here writes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,6 +14,7 @@ from modelkit_assets.cli.context import CliState
 if TYPE_CHECKING:
     from modelkit_assets.manifest import AssetMeta
     from modelkit_assets.offline import Catalog
+    from modelkit_assets.signing import TrustedKey
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 #: ``.meta`` objects read at once by ``versions`` (one small GET each)
@@ -127,9 +128,35 @@ def info(
                 f"{meta.name}:{meta.version} has no {parsed.sub_part!r}; see its files with "
                 f"`modelkit-assets info {meta.name}:{meta.version}`."
             )
+    signatures = _signatures(state, store, meta)
     if as_json:
         data = render.meta_dict(meta, store_url=store.display_url)
         data["digest"] = meta.digest()
+        data["signatures"] = signatures
         render.echo_json(data)
         return
-    render.info_tree(render.stdout_console(), meta, store_url=store.display_url, sub_part=parsed.sub_part)
+    render.info_tree(
+        render.stdout_console(),
+        meta,
+        store_url=store.display_url,
+        sub_part=parsed.sub_part,
+        signatures=signatures,
+    )
+
+
+def _signatures(state: CliState, catalog: Catalog, meta: AssetMeta) -> list[dict[str, Any]] | None:
+    """Who signed the version, each key valid or not and trusted or not (``None`` offline:
+    signatures live in the store)."""
+    from modelkit_assets.maintenance.verify import VerifyReport, check_signatures
+    from modelkit_assets.store import AssetStore
+
+    if not isinstance(catalog, AssetStore):
+        return None
+    trusted: tuple[TrustedKey, ...] = ()
+    if state.settings.trusted_keys:
+        from modelkit_assets.signing import load_trusted_keys
+
+        trusted = load_trusted_keys(state.settings.trusted_keys)
+    report = VerifyReport()
+    check_signatures(catalog, meta, report, trusted=trusted)
+    return [{k: v for k, v in s.items() if k not in ("name", "version")} for s in report.signatures]

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -26,6 +26,25 @@ if TYPE_CHECKING:
     from modelkit_assets.store import AssetStore
 
 ProgressMode = Literal["rich", "plain", "off"]
+
+RequireSignatureOption = Annotated[
+    bool,
+    typer.Option(
+        "--require-signature",
+        help="Refuse any version no trusted key signed (also MODELKIT_ASSETS_REQUIRE_SIGNATURE=1; "
+        "trusted public keys in MODELKIT_ASSETS_TRUSTED_KEYS).",
+    ),
+]
+SignKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--sign-key",
+        metavar="KEY.pem",
+        help="Sign with this PEM private key, Ed25519 or EC P-256 (default: "
+        "MODELKIT_ASSETS_SIGNING_KEY; passphrase in MODELKIT_ASSETS_SIGNING_KEY_PASSPHRASE).",
+        show_default=False,
+    ),
+]
 
 
 @dataclass
@@ -111,6 +130,11 @@ class CliState:
                 changes["versioning"] = self.versioning.strip()
             self._settings = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
         return self._settings
+
+    def require_signatures(self, required: bool) -> None:
+        """``--require-signature``: as if ``MODELKIT_ASSETS_REQUIRE_SIGNATURE=1`` were set."""
+        if required:
+            self._settings = dataclasses.replace(self.settings, require_signature=True)
 
     def store(self) -> AssetStore:
         """The store to publish to or read from.

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelkit_assets.cli.context import CliState
+from modelkit_assets.cli.context import CliState, RequireSignatureOption
 
 
 def _options(raw: str | None) -> dict[str, Any]:
@@ -95,6 +95,7 @@ def bundle(
         typer.Argument(help="SPEC... then the target DIR.", metavar="SPEC... DIR", show_default=False),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the bundled versions as JSON.")] = False,
+    require_signature: RequireSignatureOption = False,
 ) -> None:
     """Write a complete, read-only-servable assets dir holding SPECs into DIR.
 
@@ -108,7 +109,14 @@ def bundle(
         raise typer.BadParameter("give at least one SPEC and the target DIR")
     *specs, directory = args
     state = CliState.of(ctx)
-    result = run_bundle(state.store(), specs, Path(directory))
+    state.require_signatures(require_signature)
+    result = run_bundle(
+        state.store(),
+        specs,
+        Path(directory),
+        require_signature=state.settings.require_signature,
+        trusted_keys=state.settings.trusted_keys,
+    )
     if as_json:
         from modelkit_assets.cli.render import echo_json
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from modelkit_assets.cli.context import CliState
+from modelkit_assets.cli.context import CliState, RequireSignatureOption
 
 
 def fetch(
@@ -35,11 +35,13 @@ def fetch(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the path, version, origin and metadata as JSON.")
     ] = False,
+    require_signature: RequireSignatureOption = False,
 ) -> None:
     """Fetch SPEC into the local assets dir and print its path."""
     from modelkit_assets.cli.progress import Transfer
 
     state = CliState.of(ctx)
+    state.require_signatures(require_signature)
     manager = state.manager()
     transfer = Transfer(state.progress_mode, spec, "download")
     # None leaves MODELKIT_STORAGE_FORCE_DOWNLOAD in charge

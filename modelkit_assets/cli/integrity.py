@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from modelkit_assets.cli.context import CliState
+from modelkit_assets.cli.context import CliState, RequireSignatureOption
 from modelkit_assets.cli.errors import EXIT_ERROR
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -40,8 +40,13 @@ def verify(
     ] = False,
     remote: Annotated[
         bool,
-        typer.Option("--remote", help="Also stream the stored objects through sha256 against their .meta."),
+        typer.Option(
+            "--remote",
+            help="Also stream the stored objects through sha256 against their .meta, and check "
+            "their signatures.",
+        ),
     ] = False,
+    require_signature: RequireSignatureOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Re-hash cached versions (and with --remote the stored objects) against their manifests.
@@ -54,6 +59,7 @@ def verify(
 
     _one_of(specs, all_, "SPEC...")
     state = CliState.of(ctx)
+    state.require_signatures(require_signature)
     manager = state.manager()
     if remote and manager.offline:
         state.store()  # refuses: --remote reads the store
@@ -65,7 +71,20 @@ def verify(
     cached, stored = select_targets(
         specs or [], cache=manager.cache, versioning=manager.versioning, store=store, remote=remote
     )
-    report = run_verify(manager.cache, cached, store=store, remote=remote, remote_targets=stored)
+    trusted = manager.trusted_keys
+    if not trusted and state.settings.trusted_keys:  # to say which signatures are trusted
+        from modelkit_assets.signing import load_trusted_keys
+
+        trusted = load_trusted_keys(state.settings.trusted_keys)
+    report = run_verify(
+        manager.cache,
+        cached,
+        store=store,
+        remote=remote,
+        remote_targets=stored,
+        trusted=trusted,
+        require_signature=manager.require_signature,
+    )
     if as_json:
         from modelkit_assets.cli.render import echo_json
 
@@ -73,6 +92,11 @@ def verify(
     else:
         for problem in report.problems:
             typer.echo(str(problem))
+        for sig in report.signatures:
+            if sig["valid"]:
+                trust = "trusted" if sig["trusted"] else "not a trusted key"
+                label = f"{sig['name']}:{sig['version']}"
+                typer.echo(f"store: {label}: signed by {sig['key']} ({sig['algorithm']}, {trust})")
         where = f"{len(cached)} cached" + (f", {len(stored)} stored" if remote else "")
         verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
         typer.echo(
@@ -104,9 +128,11 @@ def repair(
         ),
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only; write nothing.")] = False,
+    require_signature: RequireSignatureOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Rebuild .versions indexes from the committed metas; report orphaned data and stale claims.
+    """Rebuild .versions indexes from the committed metas; report orphaned data, stale claims
+    and unsigned versions.
 
     Nothing is deleted unless --delete-orphans is given.
     """
@@ -115,8 +141,15 @@ def repair(
 
     _one_of(names, all_, "NAME...")
     state = CliState.of(ctx)
+    state.require_signatures(require_signature)
     store = state.store()
-    reports = run_repair(store, None if all_ else names, delete_orphans=delete_orphans, dry_run=dry_run)
+    reports = run_repair(
+        store,
+        None if all_ else names,
+        delete_orphans=delete_orphans,
+        dry_run=dry_run,
+        require_signature=state.settings.require_signature,
+    )
     if as_json:
         from modelkit_assets.cli.render import echo_json
 
@@ -136,6 +169,13 @@ def repair(
         for c in r.claims:
             if c.state == "stale":
                 lines.append(f"stale claim: {c.version} ({c.attempts} attempt(s), writer gone)")
+        if r.unsigned_to_report:
+            lines.append(
+                f"unsigned: {', '.join(r.unsigned_to_report)} (sign with `modelkit-assets sign "
+                f"{r.name}:VERSION --sign-key KEY.pem`)"
+            )
+        if r.orphan_signatures:
+            lines.append(f"signatures of uncommitted versions: {', '.join(r.orphan_signatures)}")
         leftover = [c.version for c in r.claims if c.state == "leftover"]
         if leftover and not r.deleted_claims:
             lines.append(f"{len(leftover)} leftover claim(s) of committed versions (harmless)")
@@ -147,11 +187,16 @@ def repair(
         typer.echo(f"{r.name}: {', '.join(r.committed) or 'no committed version'} {status}".rstrip())
         for line in lines:
             typer.echo(f"  {line}")
-    orphans = sum(len(r.orphans) for r in reports)
+    orphans = sum(
+        len(r.orphans) + len(set(r.orphan_signatures) - {o.version for o in r.orphans}) for r in reports
+    )
+    unsigned = sum(len(r.unsigned_to_report) for r in reports)
     stale = sum(len(r.stale_claims) for r in reports)
     rebuilt = sum(r.index_rebuilt for r in reports)
     tail = "" if delete_orphans or not (orphans or stale) else "; delete them with --delete-orphans"
     typer.echo(
         f"{len(reports)} asset(s) in {store.display_url}: {rebuilt} index(es) {verb}, "
-        f"{orphans} orphaned version(s), {stale} stale claim(s){tail}."
+        f"{orphans} orphaned version(s), {stale} stale claim(s)"
+        + (f", {unsigned} unsigned version(s)" if unsigned else "")
+        + f"{tail}."
     )

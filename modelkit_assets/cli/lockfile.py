@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from modelkit_assets.cli.context import CliState
+from modelkit_assets.cli.context import CliState, RequireSignatureOption
 
 DEFAULT_LOCKFILE = Path("assets.lock")
 
@@ -54,12 +54,14 @@ def sync(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the installed paths as JSON.")] = False,
+    require_signature: RequireSignatureOption = False,
 ) -> None:
     """Fetch every locked version concurrently; fail if anything differs from the lockfile."""
     from modelkit_assets.maintenance.lockfile import Lockfile
     from modelkit_assets.maintenance.lockfile import sync as run_sync
 
     state = CliState.of(ctx)
+    state.require_signatures(require_signature)
     lockfile = Lockfile.read(lockfile_path)
     manager = state.manager()
     synced = run_sync(lockfile, manager, frozen=frozen, source=str(lockfile_path))

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from modelkit_assets.cli.context import CliState
+from modelkit_assets.cli.context import CliState, SignKeyOption
 from modelkit_assets.cli.errors import EXIT_ERROR
 
 if TYPE_CHECKING:
+    from modelkit_assets.signing import SigningKey
     from modelkit_assets.store import AssetStore, PublishPlan
 
 T = TypeVar("T")
@@ -96,6 +97,7 @@ def _publish(
     yes: bool,
     dry_run: bool,
     description: str | None,
+    key: SigningKey | None,
 ) -> None:
     from modelkit_assets.cli import render
     from modelkit_assets.cli.progress import Transfer, human_size
@@ -109,6 +111,7 @@ def _publish(
             versioning=store.versioning,
             embedded=state.embedded,
             description=description,
+            signer=f"{key.fingerprint} ({key.algorithm})" if key is not None else None,
         )
     if dry_run:
         state.note(f"Dry run: {label} was not published; nothing was written.")
@@ -127,7 +130,7 @@ def _publish(
     )
     try:
         with transfer:
-            meta = store.publish(plan, description=description, callback=transfer.callback)
+            meta = store.publish(plan, description=description, callback=transfer.callback, sign_key=key)
     except KeyboardInterrupt:
         typer.echo(
             f"Interrupted: {label} was not published (an unfinished publish leaves no version); "
@@ -145,9 +148,10 @@ def _publish(
     if meta.version != plan.version:
         state.note(f"{label} was taken by a concurrent writer: published as {published} instead.")
     count = len(meta.files)
+    signed = f", signed by {key.fingerprint}" if key is not None else ""
     state.note(
         f"Published {published} ({count} file{'s' if count != 1 else ''}, "
-        f"{human_size(plan.source.size)}) to {store.display_url}."
+        f"{human_size(plan.source.size)}) to {store.display_url}{signed}."
     )
     typer.echo(published)
 
@@ -161,12 +165,14 @@ def new(
     yes: YesOption = False,
     dry_run: DryRunOption = False,
     description: DescriptionOption = None,
+    sign_key: SignKeyOption = None,
 ) -> None:
     """Publish PATH as the first version of a new asset NAME."""
     state = CliState.of(ctx)
     store = state.store()
+    key = store.signing_key(sign_key)  # a bad key is refused before anything is read or written
     plan = _reading(state, f"{path} and {store.display_url}", lambda: store.plan_new(path, name))
-    _publish(state, store, plan, yes=yes, dry_run=dry_run, description=description)
+    _publish(state, store, plan, yes=yes, dry_run=dry_run, description=description, key=key)
 
 
 def update(
@@ -186,6 +192,7 @@ def update(
     yes: YesOption = False,
     dry_run: DryRunOption = False,
     description: DescriptionOption = None,
+    sign_key: SignKeyOption = None,
 ) -> None:
     """Publish PATH as the next version of the existing asset NAME."""
     from modelkit_assets.errors import InvalidSpecError, VersioningOptionError
@@ -201,9 +208,10 @@ def update(
     except InvalidSpecError:
         pass  # the store says what is wrong with NAME
     store = state.store()
+    key = store.signing_key(sign_key)
     plan = _reading(
         state,
         f"{path} and {store.display_url}",
         lambda: store.plan_update(path, name, bump_major=bump_major),
     )
-    _publish(state, store, plan, yes=yes, dry_run=dry_run, description=description)
+    _publish(state, store, plan, yes=yes, dry_run=dry_run, description=description, key=key)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 import typer
@@ -139,6 +139,7 @@ def plan_summary(
     versioning: VersioningSystem,
     embedded: bool,
     description: str | None,
+    signer: str | None = None,
 ) -> None:
     """What a publish will do: the store, the name, the versions it has and the one to come."""
     from rich.markup import escape
@@ -167,6 +168,8 @@ def plan_summary(
     grid.add_row("Contents", f"{count} file{'s' if count != 1 else ''}, {human_size(source.size)}")
     if description:
         grid.add_row("Description", escape(description))
+    if signer:
+        grid.add_row("Signed by", escape(signer))
     console.print(grid)
 
 
@@ -232,8 +235,16 @@ def _files_size(meta: AssetMeta) -> int | None:
     return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
 
 
-def info_tree(console: Console, meta: AssetMeta, *, store_url: str, sub_part: str | None = None) -> None:
-    """``info``: a version's metadata, then its files as a tree (size, sha256 prefix)."""
+def info_tree(
+    console: Console,
+    meta: AssetMeta,
+    *,
+    store_url: str,
+    sub_part: str | None = None,
+    signatures: Sequence[Mapping[str, Any]] | None = None,
+) -> None:
+    """``info``: a version's metadata, its signatures (``None``: not read, offline), then
+    its files as a tree (size, sha256 prefix)."""
     from rich.markup import escape
     from rich.table import Table
     from rich.tree import Tree
@@ -256,6 +267,18 @@ def info_tree(console: Console, meta: AssetMeta, *, store_url: str, sub_part: st
     if meta.source:
         grid.add_row("Source", escape(meta.source))
     grid.add_row("Verifiable", "yes (sha256 per file)" if meta.verifiable else "no: published without hashes")
+    if signatures is not None:
+        if not signatures:
+            grid.add_row("Signed by", "nobody (unsigned)")
+        for index, sig in enumerate(signatures):
+            state = (
+                ("trusted" if sig["trusted"] else "not a trusted key")
+                if sig["valid"]
+                else "not checked: install modelkit-assets[sign]"
+                if sig["valid"] is None
+                else "[red]INVALID: does not match the manifest[/red]"
+            )
+            grid.add_row("Signed by" if index == 0 else "", f"{sig['key']} ({sig['algorithm']}, {state})")
     console.print(grid)
     tree = Tree(f"[bold]{escape(meta.name)}:{meta.version}[/bold]")
     folders: dict[str, Tree] = {"": tree}

@@ -57,10 +57,18 @@ def _dir_size(path: Path) -> int:
 
 
 def bundle(
-    store: AssetStore, specs: Sequence[str], directory: str | os.PathLike[str], *, concurrency: int = 4
+    store: AssetStore,
+    specs: Sequence[str],
+    directory: str | os.PathLike[str],
+    *,
+    concurrency: int = 4,
+    require_signature: bool | None = None,
+    trusted_keys: Sequence[str | os.PathLike[str]] | None = None,
 ) -> BundleResult:
     """Fetch ``specs`` from ``store`` into ``directory`` and leave it ready to serve
-    read-only (see the module docstring).
+    read-only (see the module docstring). With ``require_signature`` (default: the
+    settings') only versions a trusted key signed are bundled, and the bundle records the
+    key that verified each, so it serves them under ``--require-signature`` too.
 
     Raises
     ------
@@ -71,7 +79,7 @@ def bundle(
 
     target = Path(directory).expanduser().resolve()
     target.mkdir(parents=True, exist_ok=True)
-    manager = AssetsManager(store, target)
+    manager = AssetsManager(store, target, require_signature=require_signature, trusted_keys=trusted_keys)
     parsed = [AssetSpec.parse(s) for s in specs]
 
     def one(spec: AssetSpec) -> tuple[AssetSpec, FetchResult]:

@@ -11,7 +11,8 @@ For each version::
        the same filesystem object; otherwise download into a temporary folder (verified
        against the manifest) and upload
     5. re-read every destination object and hash it against the manifest
-    6. commit: exclusive create of the destination ``.meta`` with the source's bytes
+    6. carry the source's signatures that match the manifest (each created exclusively),
+       then commit: exclusive create of the destination ``.meta`` with the source's bytes
     7. refresh the destination's ``{name}.versions``
 
 A crash before 6 leaves an uncommitted, claimed version that nothing lists and that the
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelkit_assets.errors import (
+    ConfigurationError,
     IntegrityError,
     InvalidSubPartError,
     InvalidVersionError,
@@ -37,6 +39,7 @@ from modelkit_assets.integrity import measure_object
 from modelkit_assets.localdisk import local_writes
 from modelkit_assets.maintenance.verify import VerifyReport, check_files
 from modelkit_assets.manifest import AssetMeta, FileEntry
+from modelkit_assets.signing import Signature, statement
 from modelkit_assets.spec import AssetSpec
 from modelkit_assets.transfer import copy_objects, upload
 
@@ -96,6 +99,33 @@ def _pairs(store: AssetStore, meta: AssetMeta) -> list[tuple[str, str | None, Fi
     return [(store.layout.data(meta.name, meta.version), None, entry)]
 
 
+def _valid_signatures(src: AssetStore, meta: AssetMeta) -> list[Signature]:
+    """The source's signatures of ``meta`` that match it (a broken one is not carried)."""
+    if not meta.verifiable:
+        return []
+    data = statement(meta)
+    found = src.signatures.all(meta.name, meta.version)
+    try:
+        return [s for s in found if s.self_consistent(data)]
+    except ConfigurationError:  # no cryptography here: carried as they are, checked on fetch
+        return found
+
+
+def _carry_signatures(
+    dst: AssetStore, meta: AssetMeta, signatures: list[Signature], *, claimed: bool
+) -> None:
+    """Write ``signatures`` at the destination, each created exclusively (``claimed``: the
+    version is ours, uncommitted, so a dead copier's leftover is replaced)."""
+    for sig in signatures:
+        key = dst.layout.signature(meta.name, meta.version, sig.fingerprint)
+        action = f"copy the signatures of {meta.name}:{meta.version}"
+        try:
+            dst.remote.create_exclusive(key, sig.to_json(), action)
+        except FileExistsError:
+            if claimed:
+                dst.remote.replace(key, sig.to_json(), action)
+
+
 def copy_version(
     src: AssetStore, dst: AssetStore, name: str, version: str, *, callback: Callback | None = None
 ) -> CopyResult:
@@ -121,7 +151,9 @@ def copy_version(
     sources = _pairs(src, meta)
     targets = _pairs(dst, meta)
     result = CopyResult(name, version, "present", False, len(meta.files), meta.size)
+    signatures = _valid_signatures(src, meta)
     if _check_present(dst, meta):
+        _carry_signatures(dst, meta, signatures, claimed=False)
         return result
     writer = f"copy-{uuid.uuid4().hex}"
     claim = dst.claims.acquire(name, version, writer)
@@ -130,6 +162,7 @@ def copy_version(
             f"{name}:{version} is being published in {dst.display_url} by another writer; retry later."
         )
     if _check_present(dst, meta):  # a modelkit writer commits without claiming
+        _carry_signatures(dst, meta, signatures, claimed=False)
         return result
     try:
         server_side = src.fs is dst.fs
@@ -166,6 +199,12 @@ def copy_version(
             )
     except BaseException:
         # remove the data, then the claim, so that a retry (even in this process) copies
+        dst.claims.withdraw(name, claim)
+        raise
+    try:
+        # signed before the commit, as a publish is: the copy is never seen unsigned
+        _carry_signatures(dst, meta, signatures, claimed=True)
+    except BaseException:
         dst.claims.withdraw(name, claim)
         raise
     try:

@@ -8,6 +8,9 @@ derived or is residue::
                                live claim covers it and it is older than the claim TTL
     {name}/.claims/{v}/{n}     of a committed version: leftover (harmless); of an
                                uncommitted one whose writer is dead: stale
+    {name}/.signatures/{v}/    which committed versions are unsigned (reported where the
+                               asset has signed versions, or signatures are required);
+                               of an uncommitted version that is not in progress: orphaned
 
 Nothing is deleted unless ``delete_orphans`` is set. Deleting goes through the
 publisher's own protocol: repair first *claims* the version (which succeeds only when no
@@ -73,15 +76,33 @@ class AssetRepair:
     claims: list[ClaimState] = field(default_factory=list)
     deleted_orphans: list[str] = field(default_factory=list)
     deleted_claims: list[str] = field(default_factory=list)
+    #: committed versions with at least one signature object, and those with none
+    signed: list[str] = field(default_factory=list)
+    unsigned: list[str] = field(default_factory=list)
+    #: signatures of versions that were never committed (a publish that died before it)
+    orphan_signatures: list[str] = field(default_factory=list)
+    signatures_checked: bool = False
 
     @property
     def stale_claims(self) -> list[ClaimState]:
         return [c for c in self.claims if c.state == "stale"]
 
     @property
+    def unsigned_to_report(self) -> list[str]:
+        """Unsigned versions worth a line: where the asset signs, or signing is required."""
+        return self.unsigned if self.signatures_checked else []
+
+    @property
     def clean(self) -> bool:
-        """Nothing to report: index right, no orphans, no stale claims."""
-        return not self.index_rebuilt and not self.orphans and not self.stale_claims
+        """Nothing to report: index right, no orphans, no stale claims, nothing unsigned
+        among signed versions."""
+        return (
+            not self.index_rebuilt
+            and not self.orphans
+            and not self.stale_claims
+            and not self.unsigned_to_report
+            and not self.orphan_signatures
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +115,9 @@ class AssetRepair:
             "claims": [c.to_dict() for c in self.claims],
             "deleted_orphans": self.deleted_orphans,
             "deleted_claims": self.deleted_claims,
+            "signed": self.signed,
+            "unsigned": self.unsigned,
+            "orphan_signatures": self.orphan_signatures,
         }
 
 
@@ -134,10 +158,12 @@ def repair_asset(
     delete_orphans: bool = False,
     dry_run: bool = False,
     now: dt.datetime | None = None,
+    require_signature: bool = False,
 ) -> AssetRepair:
     """Check one asset; rebuild its index if wrong; with ``delete_orphans`` remove orphaned
-    data and stale or leftover claims (see the module docstring for the safety rules).
-    With ``dry_run`` nothing is written: the report says what would be done."""
+    data, signatures and stale or leftover claims (see the module docstring for the safety
+    rules). With ``dry_run`` nothing is written: the report says what would be done.
+    ``require_signature``: unsigned versions are reported even where none is signed."""
     now = now or dt.datetime.now(dt.UTC)
     report = AssetRepair(name)
     entries = store.remote.list(store.layout.asset_dir(name), f"list {name}")
@@ -166,6 +192,13 @@ def repair_asset(
             continue
         size = sum(int(o.get("size") or 0) for o in objects)
         report.orphans.append(Orphan(version, len(objects), size, modified))
+    signed = store.signatures.signed_versions(name)
+    report.signed = [v for v in report.committed if v in signed]
+    report.unsigned = [v for v in report.committed if v not in signed]
+    report.signatures_checked = require_signature or bool(report.signed)
+    report.orphan_signatures = store.versioning.sort(
+        v for v in signed if v not in metas and v not in report.in_progress and v not in live
+    )
     if delete_orphans and not dry_run:
         _delete(store, name, report)
     return report
@@ -210,7 +243,7 @@ def _claims(store: AssetStore, name: str, committed: set[str]) -> list[ClaimStat
 def _delete(store: AssetStore, name: str, report: AssetRepair) -> None:
     layout = store.layout
     writer = f"repair-{uuid.uuid4().hex}"
-    doomed = {o.version for o in report.orphans}
+    doomed = {o.version for o in report.orphans} | set(report.orphan_signatures)
     doomed |= {c.version for c in report.claims if c.state in ("stale", "leftover") and c.version != NEW_KEY}
     orphans = {o.version for o in report.orphans}
     for version in sorted(doomed):
@@ -220,8 +253,9 @@ def _delete(store: AssetStore, name: str, report: AssetRepair) -> None:
         action = f"delete orphaned data of {name}:{version}"
         if not committed:
             store.remote.remove(layout.data(name, version), action)
+            store.signatures.remove(name, version)
         store.remote.remove(layout.claims_dir(name, version), action)
-        if version in orphans:
+        if version in orphans or version in report.orphan_signatures:
             report.deleted_orphans.append(version)
         report.deleted_claims.append(version)
     new_claim = next((c for c in report.claims if c.version == NEW_KEY), None)
@@ -237,9 +271,21 @@ def repair(
     delete_orphans: bool = False,
     dry_run: bool = False,
     now: dt.datetime | None = None,
+    require_signature: bool = False,
 ) -> list[AssetRepair]:
-    """Repair ``names`` (every asset of the store when ``None``); ``now`` as in ``repair_asset``."""
+    """Repair ``names`` (every asset of the store when ``None``); ``now`` and
+    ``require_signature`` as in ``repair_asset``."""
     from modelkit_assets.spec import check_name
 
     targets = asset_names(store) if names is None else [check_name(n) for n in names]
-    return [repair_asset(store, n, delete_orphans=delete_orphans, dry_run=dry_run, now=now) for n in targets]
+    return [
+        repair_asset(
+            store,
+            n,
+            delete_orphans=delete_orphans,
+            dry_run=dry_run,
+            now=now,
+            require_signature=require_signature,
+        )
+        for n in targets
+    ]

@@ -3,8 +3,12 @@
 Every problem is collected, not just the first, so one run tells the whole story: a
 missing file, a wrong size, a wrong sha256, a file the manifest does not list, a
 version whose manifest cannot be found, or a local manifest copy that differs from the
-store's. The manifest of a cached version is its copy in ``.cache/manifests`` (kept by
-every fetch), else the store's ``.meta``. Files are read with ``O_NOATIME`` where the
+store's. With ``--remote``, each stored version's signatures are checked too: one that
+does not match the manifest is always a problem; an unsigned or untrusted version is
+one when signatures are required.
+
+The manifest of a cached version is its copy in ``.cache/manifests`` (kept by every
+fetch), else the store's ``.meta``. Files are read with ``O_NOATIME`` where the
 kernel allows it, so that checking does not count as a use for ``prune``.
 """
 
@@ -17,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from modelkit_assets.backends import store_errors
 from modelkit_assets.cache import AssetCache
-from modelkit_assets.errors import AssetNotFoundError, InvalidMetaError
+from modelkit_assets.errors import AssetNotFoundError, ConfigurationError, InvalidMetaError
 from modelkit_assets.integrity import measure_local, measure_object, mismatches
 from modelkit_assets.manifest import AssetMeta, FileEntry
 
 if TYPE_CHECKING:
+    from modelkit_assets.signing import TrustedKey
     from modelkit_assets.store import AssetStore
 
 HASH_WORKERS = 8
@@ -35,7 +40,9 @@ class Problem:
     name: str
     version: str
     path: str | None
-    kind: str  # missing, size, sha256, unexpected, no-manifest, manifest-differs, unreadable
+    # missing, size, sha256, unexpected, no-manifest, manifest-differs, unreadable,
+    # bad-signature, unsigned, untrusted
+    kind: str
     detail: str
 
     @property
@@ -64,6 +71,8 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     files: int = 0
     bytes: int = 0
+    #: each stored version's signatures: name, version, key, algorithm, valid, trusted
+    signatures: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -76,6 +85,7 @@ class VerifyReport:
             "files": self.files,
             "bytes": self.bytes,
             "problems": [p.to_dict() for p in self.problems],
+            "signatures": self.signatures,
         }
 
 
@@ -173,14 +183,24 @@ def verify_cached(
     check_files(jobs, measure_local, "cache", name, version, report)
 
 
-def verify_stored(store: AssetStore, name: str, version: str, report: VerifyReport) -> None:
-    """Stream every object of one stored version through sha256 against its ``.meta``."""
+def verify_stored(
+    store: AssetStore,
+    name: str,
+    version: str,
+    report: VerifyReport,
+    *,
+    trusted: Sequence[TrustedKey] = (),
+    require_signature: bool = False,
+) -> None:
+    """Stream every object of one stored version through sha256 against its ``.meta``,
+    and check its signatures (``check_signatures``)."""
     report.checked.append(("store", name, version))
     try:
         meta = store.meta(name, version)
     except (AssetNotFoundError, InvalidMetaError) as err:
         report.problems.append(Problem("store", name, version, None, "no-manifest", str(err)))
         return
+    check_signatures(store, meta, report, trusted=trusted, require_signature=require_signature)
     fs, layout = store.fs, store.layout
     with store_errors(store.display_url, f"verify {name}:{version}"):
         if meta.is_directory:
@@ -207,6 +227,63 @@ def verify_stored(store: AssetStore, name: str, version: str, report: VerifyRepo
         check_files(jobs, lambda target: measure_object(fs, *target), "store", name, version, report)
 
 
+def check_signatures(
+    store: AssetStore,
+    meta: AssetMeta,
+    report: VerifyReport,
+    *,
+    trusted: Sequence[TrustedKey] = (),
+    require_signature: bool = False,
+) -> None:
+    """Record a stored version's signatures in ``report``: a signature that does not
+    match the manifest is a problem; so is no valid signature by a trusted key, when
+    signatures are required."""
+    from modelkit_assets.signing import short, statement
+
+    name, version = meta.name, meta.version
+    data = statement(meta) if meta.verifiable else None
+    fingerprints = {t.fingerprint for t in trusted}
+    valid_trusted = False
+    signatures = store.signatures.all(name, version)
+    for sig in signatures:
+        try:
+            valid: bool | None = data is not None and sig.self_consistent(data)
+        except ConfigurationError:  # cryptography is not installed: cannot tell
+            valid = None
+        is_trusted = sig.fingerprint in fingerprints
+        valid_trusted = valid_trusted or bool(valid and is_trusted)
+        report.signatures.append(
+            {
+                "name": name,
+                "version": version,
+                "key": sig.fingerprint,
+                "algorithm": sig.algorithm,
+                "signed_at": sig.signed_at,
+                "valid": valid,
+                "trusted": is_trusted,
+            }
+        )
+        if valid is False:
+            report.problems.append(
+                Problem(
+                    "store",
+                    name,
+                    version,
+                    None,
+                    "bad-signature",
+                    f"the signature by {short(sig.fingerprint)} does not match the manifest (changed "
+                    "after signing?)",
+                )
+            )
+    if require_signature and not valid_trusted:
+        kind, detail = (
+            ("untrusted", "signed only by keys not in MODELKIT_ASSETS_TRUSTED_KEYS")
+            if signatures
+            else ("unsigned", "not signed, and signatures are required")
+        )
+        report.problems.append(Problem("store", name, version, None, kind, detail))
+
+
 def verify(
     cache: AssetCache | None,
     targets: Iterable[tuple[str, str]],
@@ -214,16 +291,19 @@ def verify(
     store: AssetStore | None = None,
     remote: bool = False,
     remote_targets: Iterable[tuple[str, str]] = (),
+    trusted: Sequence[TrustedKey] = (),
+    require_signature: bool = False,
 ) -> VerifyReport:
     """Verify cached ``targets`` ((name, version) pairs) and, with ``remote``, the stored
-    objects of ``remote_targets``. See ``targets_for`` to build both lists from specs."""
+    objects and signatures of ``remote_targets``. See ``select_targets`` to build both
+    lists from specs."""
     report = VerifyReport()
     if cache is not None:
         for name, version in targets:
             verify_cached(cache, name, version, report, store=store, compare_store=remote)
     if remote and store is not None:
         for name, version in remote_targets:
-            verify_stored(store, name, version, report)
+            verify_stored(store, name, version, report, trusted=trusted, require_signature=require_signature)
     return report
 
 
