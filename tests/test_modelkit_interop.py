@@ -328,6 +328,40 @@ def test_modelkit_never_sees_unfinished_or_hidden_objects(
     assert fetched["error"] == "ObjectDoesNotExistError"
 
 
+def test_modelkit_lists_and_fetches_signed_versions_as_before(
+    modelkit: Modelkit, store: AssetStore, make_source: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Signatures live under `.signatures/`: modelkit lists and fetches a signed version
+    exactly like an unsigned one, and a version it installed in a shared assets dir is
+    served under require_signature only once its files re-hash to the signed manifest."""
+    from modelkit_assets.signing import generate_key
+
+    private, public = generate_key(tmp_path / "publisher.pem")
+    store.new(make_source("s0", FOLDER_V0), "x/signed", sign_key=private)
+    store.update(make_source("s1", FOLDER_V1), "x/signed", sign_key=private)
+    store.new(make_source("sf", b"signed file"), "x/signed-file", sign_key=private)
+    assert (modelkit.bucket / PREFIX / "x" / "signed" / ".signatures" / "0.1").is_dir()
+
+    listed, versions, folder, part, single = modelkit.run(
+        ["list"],
+        ["versions", "x/signed"],
+        ["fetch", "x/signed"],
+        ["fetch", "x/signed:0.0[sub/b.txt]"],
+        ["fetch", "x/signed-file:0.0"],
+    )
+    assert listed == [["x/signed", ["0.1", "0.0"]], ["x/signed-file", ["0.0"]]]
+    assert versions == ["0.1", "0.0"]
+    assert folder["version"] == "0.1" and _tree(Path(folder["path"])) == FOLDER_V1
+    assert Path(part["path"]).read_bytes() == b"beta"
+    assert Path(single["path"]).read_bytes() == b"signed file"
+
+    # modelkit installed these unverified: served under require_signature after a re-hash
+    ours = AssetsManager(store, modelkit.assets_dir, require_signature=True, trusted_keys=[public])
+    hit = ours.fetch_info("x/signed:0.1")
+    assert hit.from_cache and _tree(hit.path) == FOLDER_V1
+    assert ours.fetch_info("x/signed-file:0.0").from_cache
+
+
 # -- we read what modelkit publishes ----------------------------------------------------
 def test_we_list_and_fetch_what_modelkit_publishes(
     modelkit: Modelkit,

@@ -357,3 +357,140 @@ def test_cloud_source_urls_with_credentials_are_redacted(
     assert_no_signature(*seen)
     if cloud != "s3":  # s3:// takes key:secret from the URL; gs:// and az:// refuse it
         assert len(published) <= 1
+
+
+# -- signing keys: a private key (and its passphrase) never leaves the key object ------------
+PASSPHRASE = "fake-k3y-passphrase-8d7c6b"
+
+
+def _private_key_files(folder: Path) -> dict[str, Path]:
+    """An Ed25519 key in the clear and an EC P-256 key encrypted with PASSPHRASE."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from modelkit_assets.signing import generate_key
+
+    plain, _ = generate_key(folder / "plain.pem")
+    encrypted = folder / "encrypted.pem"
+    key = ec.generate_private_key(ec.SECP256R1())
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(PASSPHRASE.encode()),
+        )
+    )
+    encrypted.with_name("encrypted.pub.pem").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return {"plain": plain, "encrypted": encrypted}
+
+
+def _key_secrets(paths: dict[str, Path]) -> list[str]:
+    """What must never be shown: each line of the private PEM bodies, the raw private
+    scalars (hex and base64), and the passphrase."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    found = [PASSPHRASE]
+    for path in paths.values():
+        data = path.read_bytes()
+        found += [line for line in data.decode().splitlines() if line and not line.startswith("-----")]
+        password = PASSPHRASE.encode() if b"ENCRYPTED" in data else None
+        key = serialization.load_pem_private_key(data, password=password)
+        raw = key.private_bytes(  # the PKCS8 DER holds the scalar: any encoding of it
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        found += [raw.hex(), base64.b64encode(raw).decode()[8:40], raw[-32:].hex()]
+        found.append(base64.b64encode(raw[-32:]).decode()[:24])
+    return found
+
+
+def assert_no_key(secrets: list[str], *texts: object) -> None:
+    for text in texts:
+        rendered = str(text)
+        for secret in secrets:
+            assert secret not in rendered, f"private key material leaked into: {rendered[:300]}"
+
+
+def test_signing_keys_never_show_in_reprs_logs_or_errors(
+    tmp_path: Path, sample_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from modelkit_assets.errors import ConfigurationError
+    from modelkit_assets.signing import load_signing_key, load_trusted_keys
+
+    caplog.set_level(logging.DEBUG)
+    keys = _private_key_files(tmp_path)
+    secrets = _key_secrets(keys)
+    settings = Settings.from_env(
+        {
+            "MODELKIT_ASSETS_STORE": (tmp_path / "store").as_uri(),
+            "MODELKIT_ASSETS_DIR": str(tmp_path / "assets"),
+            "MODELKIT_ASSETS_SIGNING_KEY": str(keys["encrypted"]),
+            "MODELKIT_ASSETS_SIGNING_KEY_PASSPHRASE": PASSPHRASE,
+        }
+    )
+    store = AssetStore(settings=settings)
+    seen: list[object] = [repr(settings), repr(store), settings]
+    loaded = store.signing_key()  # the configured, encrypted key
+    plain = load_signing_key(keys["plain"])
+    seen += [repr(loaded), str(loaded), repr(plain), loaded.public_pem, vars(loaded).get("origin")]
+    assert loaded is not None and loaded.algorithm == "ecdsa-p256-sha256"
+    seen += [store.new(sample_dir, "signed/model"), store.update(sample_dir, "signed/model", sign_key=plain)]
+    seen += [s.to_json() for s in store.signatures.all("signed/model", "0.1")]
+    seen += [store.signatures.all("signed/model", "0.0")]
+
+    failures: list[BaseException] = []
+    attempts = [
+        lambda: load_signing_key(keys["encrypted"]),  # no passphrase
+        lambda: load_signing_key(keys["encrypted"], "wrong-" + PASSPHRASE),
+        lambda: load_signing_key(keys["plain"], PASSPHRASE),  # a passphrase for a clear key
+        lambda: load_trusted_keys([keys["plain"]]),  # a private key given as trusted
+        lambda: AssetsManager(
+            store, tmp_path / "a", require_signature=True, trusted_keys=[keys["encrypted"]]
+        ),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ConfigurationError) as info:
+            attempt()
+        failures.append(info.value)
+        seen += _chain(info.value)
+        seen.append("".join(traceback.format_exception(info.value)))
+    assert len(failures) == len(attempts)
+    assert_no_key(secrets, *seen, caplog.text)
+
+
+def test_cli_never_shows_a_signing_key(tmp_path: Path, sample_dir: Path) -> None:
+    keys = _private_key_files(tmp_path)
+    secrets = _key_secrets(keys)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MODELKIT_")}
+    env = {
+        **base,
+        "MODELKIT_ASSETS_STORE": (tmp_path / "store").as_uri(),
+        "MODELKIT_ASSETS_DIR": str(tmp_path / "assets"),
+        "MODELKIT_ASSETS_SIGNING_KEY_PASSPHRASE": PASSPHRASE,
+        "MODELKIT_ASSETS_TRUSTED_KEYS": str(tmp_path / "encrypted.pub.pem"),
+    }
+    debug = {**env, "MODELKIT_ASSETS_DEBUG": "1"}
+    no_pass = {k: v for k, v in debug.items() if k != "MODELKIT_ASSETS_SIGNING_KEY_PASSPHRASE"}
+    runs = [
+        (env, ["-vv", "new", str(sample_dir), "k/model", "--yes", "--sign-key", str(keys["encrypted"])], 0),
+        (env, ["-vv", "fetch", "k/model:0.0", "--require-signature", "--json"], 0),
+        (env, ["info", "k/model:0.0", "--json"], 0),
+        (env, ["verify", "--remote", "--all", "--require-signature", "--json"], 0),
+        (no_pass, ["update", str(sample_dir), "k/model", "--yes", "--sign-key", str(keys["encrypted"])], 1),
+        (debug, ["update", str(sample_dir), "k/model", "--yes", "--sign-key", str(keys["plain"])], 1),
+        (
+            {**debug, "MODELKIT_ASSETS_TRUSTED_KEYS": str(keys["plain"])},
+            ["fetch", "k/model", "--require-signature"],
+            1,
+        ),
+        (debug, ["sign", "k/model:0.0", "--sign-key", str(keys["encrypted"]), "--json"], 0),
+    ]
+    for run_env, args, code in runs:
+        done = _cli(args, run_env, stdin="y\n")
+        assert done.returncode == code, (args, done.stdout, done.stderr)
+        assert_no_key(secrets, done.stdout, done.stderr)

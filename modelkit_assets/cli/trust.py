@@ -72,7 +72,11 @@ def keygen(
     algorithm = kinds.get(key_type.strip().lower())
     if algorithm is None:
         raise typer.BadParameter(f"--type is ed25519 or p256, not {key_type!r}")
-    private, public = generate_key(path, algorithm)
+    try:
+        private, public = generate_key(path, algorithm)
+    except FileExistsError as err:
+        typer.echo(f"Error: {err}", err=True)
+        raise typer.Exit(1) from None
     key = load_signing_key(private)
     typer.echo(f"Private key: {private} (keep it secret: publishers sign with --sign-key {private})")
     typer.echo(f"Public key:  {public} (consumers add it to MODELKIT_ASSETS_TRUSTED_KEYS)")
