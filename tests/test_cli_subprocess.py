@@ -155,6 +155,45 @@ def test_cached_pinned_fetch_imports_nothing_heavy(env: dict[str, str], source: 
     assert "fsspec" in uncached
 
 
+def test_cached_fetch_under_required_signatures_stays_cheap(
+    env: dict[str, str], source: Path, tmp_path: Path
+) -> None:
+    """A verified install is served under --require-signature by `stat` calls: neither
+    fsspec nor cryptography is imported, and in-process the hit is three `stat`s."""
+    from modelkit_assets import AssetsManager
+    from modelkit_assets.signing import generate_key
+
+    private, public = generate_key(tmp_path / "k.pem")
+    signed = {**env, "MODELKIT_ASSETS_TRUSTED_KEYS": str(public), "MODELKIT_ASSETS_REQUIRE_SIGNATURE": "1"}
+    assert run(["new", str(source), "demo", "--yes", "--sign-key", str(private)], env).returncode == 0
+    assert run(["fetch", "demo:0.0"], signed).returncode == 0
+    modules = imported_modules(["fetch", "demo:0.0"], signed)
+    assert "modelkit_assets.manager" in modules
+    assert sorted(m for m in modules if FORBIDDEN.match(m) or m.startswith("cryptography")) == []
+
+    manager = AssetsManager(
+        env["MODELKIT_ASSETS_STORE"],
+        env["MODELKIT_ASSETS_DIR"],
+        require_signature=True,
+        trusted_keys=[public],
+    )
+    calls: list[str] = []
+    real_stat = os.stat
+
+    def counting_stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        calls.append(str(path))
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    os.stat = counting_stat  # type: ignore[assignment]
+    try:
+        path = manager.fetch("demo:0.0")
+    finally:
+        os.stat = real_stat
+    assert path.read_bytes() == source.read_bytes()
+    # the version, its marker, the record of the key that verified this install
+    assert len(calls) == 3, calls
+
+
 @pytest.mark.slow
 def test_startup_benchmark_prints_a_table_and_skips_a_missing_modelkit(tmp_path: Path) -> None:
     script = Path(__file__).parents[1] / "benchmarks" / "startup.py"
