@@ -104,6 +104,26 @@ def test_signed_publish_then_required_fetch(
     assert [(s["key"], s["valid"], s["trusted"]) for s in data["signatures"]] == [(fingerprint, True, True)]
 
 
+def test_the_configured_signing_key_signs_every_publish(
+    cli: Invoke, store: AssetStore, keys: dict[str, tuple[Path, Path]], sample_file: Path
+) -> None:
+    """MODELKIT_ASSETS_SIGNING_KEY: the CLI and the library sign without --sign-key."""
+    private, _ = keys["ed25519"]
+    assert (
+        cli(
+            "new", str(sample_file), "m", "--yes", env={"MODELKIT_ASSETS_SIGNING_KEY": str(private)}
+        ).exit_code
+        == 0
+    )
+    assert [s.fingerprint for s in store.signatures.all("m", "0.0")] == [_fingerprint(private)]
+    from modelkit_assets.settings import Settings
+
+    settings = dataclasses.replace(Settings.from_env({}), signing_key=private)
+    configured = AssetStore(store.url, store.storage_options, settings=settings)
+    assert configured.update(sample_file, "m") == "0.1"
+    assert [s.fingerprint for s in store.signatures.all("m", "0.1")] == [_fingerprint(private)]
+
+
 def test_unsigned_and_untrusted_versions_are_refused(
     cli: Invoke, keys: dict[str, tuple[Path, Path]], sample_file: Path, assets_dir: Path
 ) -> None:
