@@ -100,8 +100,19 @@ class Signatures:
         """
         name, version = meta.name, meta.version
         label = f"{name}:{version}"
-        mine = [s for s in (self.read(name, version, t.fingerprint) for t in trusted) if s is not None]
+        mine = [
+            s for s in (self._read_or_skip(name, version, t.fingerprint) for t in trusted) if s is not None
+        ]
         return check(meta, mine or self.all(name, version), trusted, label)
+
+    def _read_or_skip(self, name: str, version: str, fingerprint: str) -> Signature | None:
+        """``read``, with a malformed object skipped (and said): it must not hide another
+        trusted key's valid signature."""
+        try:
+            return self.read(name, version, fingerprint)
+        except SignatureError as err:
+            logger.warning("%s", err)
+            return None
 
     def add(self, meta: AssetMeta, key: SigningKey, *, claimed: bool = False) -> bool:
         """Write ``key``'s signature of ``meta``; ``False`` if that key had already signed
@@ -126,8 +137,13 @@ class Signatures:
             if claimed:
                 self.remote.replace(target, data, action)
                 return True
-        existing = self.read(meta.name, meta.version, key.fingerprint)
-        if existing is not None and existing.self_consistent(statement(meta)):
+        existing = self._read_or_skip(meta.name, meta.version, key.fingerprint)
+        if existing is None or existing.fingerprint != key.fingerprint:
+            # not a signature by this key (malformed, or another key's planted at its name):
+            # nothing of this key's is lost by putting its real signature there
+            self.remote.replace(target, data, action)
+            return True
+        if existing.self_consistent(statement(meta)):
             return False
         raise SignatureError(
             f"{meta.name}:{meta.version} already has a signature by {key.fingerprint} that does not match "
