@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelkit_assets._version import __version__
 from modelkit_assets.errors import (
+    AliasConflictError,
     AssetExistsError,
     AssetNotFoundError,
     AssetsError,
@@ -66,6 +67,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "AliasConflictError",
     "AssetExistsError",
     "AssetMeta",
     "AssetNotFoundError",

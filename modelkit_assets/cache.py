@@ -102,6 +102,27 @@ class AssetCache:
                 return fingerprint
         return None
 
+    def remember_alias(self, name: str, alias: str, version: str) -> None:
+        """Keep the value of ``name@alias`` just read from the store, for offline use."""
+        import datetime as dt
+        import json
+
+        path = self.layout.alias_seen(name, alias)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        seen = {"version": version, "seen": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        replace_file(path, json.dumps(seen).encode())
+
+    def seen_alias(self, name: str, alias: str) -> tuple[str, str] | None:
+        """The last value of ``name@alias`` kept by ``remember_alias`` and when it was read."""
+        import json
+
+        try:
+            data = json.loads(self.layout.alias_seen(name, alias).read_bytes())
+            version, seen = data["version"], data["seen"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return (version, seen) if isinstance(version, str) and isinstance(seen, str) else None
+
     def record_signer(self, name: str, version: str, signature: Signature) -> None:
         """Record that ``signature`` (by a trusted key) vouched for the installed version,
         and keep a copy of it, so that the install can be checked again without the store

@@ -30,6 +30,7 @@ same version.
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 import logging
 import os
@@ -61,6 +62,15 @@ class Claim:
     writer: str
     #: taken over from a dead writer whose uploads were left in place (``keep_data``)
     resumed: bool = False
+
+
+def who_am_i() -> str:
+    """``user@host`` of this process, as recorded in metas, claims and alias moves."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user database in some containers
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 def utc_now() -> dt.datetime:

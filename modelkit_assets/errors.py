@@ -20,6 +20,7 @@ Each class also inherits the builtin that matches its failure, so callers that c
     ├── AssetExistsError (FileExistsError)
     │   └── VersionExistsError
     ├── PublishConflictError (RuntimeError)
+    ├── AliasConflictError (RuntimeError)
     ├── CacheLockTimeoutError (TimeoutError)
     ├── LocalDiskError (OSError)
     │   └── CacheNotWritableError (PermissionError)
@@ -115,6 +116,10 @@ class VersionExistsError(AssetExistsError):
 
 class PublishConflictError(AssetsError, RuntimeError):
     """Too many concurrent writers took every candidate version."""
+
+
+class AliasConflictError(AssetsError, RuntimeError):
+    """An alias move based on a stale read (``--expect``), or a move that raced a retire."""
 
 
 class CacheLockTimeoutError(AssetsError, TimeoutError):

@@ -76,7 +76,7 @@ from modelkit_assets.errors import (
     SubPartNotFoundError,
 )
 from modelkit_assets.layout import SUCCESS_NAME
-from modelkit_assets.spec import AssetSpec, check_name, check_relative_path, check_version_syntax
+from modelkit_assets.spec import AssetSpec, check_alias, check_name, check_relative_path, check_version_syntax
 
 if TYPE_CHECKING:
     from modelkit_assets.manager import AssetsManager
@@ -104,17 +104,25 @@ class AssetPath:
     name: str
     version: str | None = None
     inner: str = ""
+    #: ``name@alias``: the version the alias points to
+    alias: str | None = None
 
     @property
     def pinned(self) -> bool:
-        """Whether the path holds a version segment (``name:version``)."""
-        return self.version is not None
+        """Whether the path holds a version segment (``name:version`` or ``name@alias``)."""
+        return self.version is not None or self.alias is not None
+
+    @property
+    def spec(self) -> AssetSpec:
+        """The version part as a spec (no sub-part)."""
+        return AssetSpec(self.name, self.version, alias=self.alias)
 
 
 def parse_path(path: str) -> AssetPath:
     """Split a path (protocol already stripped) into name, version and inner path.
 
-    Pure: no I/O. The first segment containing ``:`` ends the name.
+    Pure: no I/O. The first segment containing ``:`` (a version) or ``@`` (an alias)
+    ends the name.
 
     Raises
     ------
@@ -126,15 +134,21 @@ def parse_path(path: str) -> AssetPath:
         return AssetPath("")
     segments = path.split("/")
     for index, segment in enumerate(segments):
-        if ":" in segment:
-            last, version = segment.split(":", 1)
+        if ":" in segment or "@" in segment:
+            alias = None
+            if "@" in segment and (":" not in segment or segment.index("@") < segment.index(":")):
+                last, alias = segment.split("@", 1)
+                check_alias(alias)
+                version = None
+            else:
+                last, version = segment.split(":", 1)
+                check_version_syntax(version)
             name = "/".join([*segments[:index], last])
             inner = "/".join(segments[index + 1 :])
             check_name(name)
-            check_version_syntax(version)
             if inner:
                 check_relative_path(inner, what="path")
-            return AssetPath(name, version, inner)
+            return AssetPath(name, version, inner, alias)
     return AssetPath(check_name(path))
 
 
@@ -270,8 +284,8 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
         stripped: str = super()._strip_protocol(path)
         return stripped.strip("/")
 
-    def _resolve(self, name: str, version: str | None) -> str:
-        return self.manager.resolve(AssetSpec(name, version))
+    def _resolve(self, path: AssetPath) -> str:
+        return self.manager.resolve(path.spec)
 
     def _tree(self, name: str, version: str) -> _Tree:
         """The files of ``name:version``: from the cache if it is there, else from the
@@ -326,7 +340,7 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
 
     def _version_entries(self, path: AssetPath, display: str, *, listing: bool) -> list[dict[str, Any]]:
         """``info`` (``listing=False``) or ``ls`` of a path inside one version."""
-        version = self._resolve(path.name, path.version)
+        version = self._resolve(path)
         tree = self._tree(path.name, version)
         kind = tree.kind(path.inner)
         if kind is None:
@@ -337,7 +351,11 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
         if not listing or kind == "file":
             return [self._entry(display, kind, tree.sizes.get(path.inner), path.name, version)]
         # entries of a version-less path carry the resolved version: see the module docstring
-        base = f"{path.name}:{path.version if path.pinned else version}"
+        base = (
+            f"{path.name}@{path.alias}"
+            if path.alias is not None
+            else f"{path.name}:{path.version if path.pinned else version}"
+        )
         return [
             self._entry(f"{base}/{inner}", child_kind, tree.sizes.get(inner), path.name, version)
             for inner, child_kind in sorted(tree.children(path.inner).items())
@@ -462,7 +480,7 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
         parsed = parse_path(path)
         if not parsed.name:
             raise IsADirectoryError(f"{PROTOCOL}:// is the list of assets, not a file; open a path in it.")
-        version = self._resolve(parsed.name, parsed.version)
+        version = self._resolve(parsed)
         local = self.manager.fetch(AssetSpec(parsed.name, version))
         target = local.joinpath(*parsed.inner.split("/")) if parsed.inner else local
         if target.is_dir():

@@ -13,6 +13,13 @@ Remote layout, relative to the store root (modelkit 0.1.3's, plus hidden claims)
                                         a publisher's signature of {version} (signing.py),
                                         created exclusively before the commit; invisible to
                                         modelkit like the claims
+    {root}/{name}/.aliases/{alias}/{n:06d}
+                                        move n of an alias (aliases.py): created exclusively,
+                                        the highest n is the alias's value
+    {root}/{name}/.retired-{version}/tombstone
+                                        {version} is retired (retention.py): its number is never
+                                        used again; one dot-folder per version, so the listing
+                                        of {name}/ that finds the metas finds them too
 
 Local assets dir (modelkit's layout, so both tools can share it)::
 
@@ -40,6 +47,9 @@ META_SUFFIX = ".meta"
 VERSIONS_SUFFIX = ".versions"
 CLAIMS_DIR = ".claims"
 SIGNATURES_DIR = ".signatures"
+ALIASES_DIR = ".aliases"
+RETIRED_PREFIX = ".retired-"
+TOMBSTONE_NAME = "tombstone"
 SIGNATURE_SUFFIX = ".sig"
 SUCCESS_NAME = ".SUCCESS"
 CACHE_DIR = ".cache"
@@ -58,6 +68,17 @@ def committed_versions(entries: Iterable[Mapping[str, Any]]) -> list[str]:
         for e in entries
         if e["type"] == "file" and e["name"].endswith(META_SUFFIX)
     ]
+
+
+def retired_versions(entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The versions retired in a listing of ``{root}/{name}/``: one ``.retired-{version}/``
+    folder each."""
+    found = []
+    for e in entries:
+        base = e["name"].rstrip("/").rsplit("/", 1)[-1]
+        if e["type"] == "directory" and base.startswith(RETIRED_PREFIX):
+            found.append(base[len(RETIRED_PREFIX) :])
+    return found
 
 
 def join(*parts: str) -> str:
@@ -103,6 +124,15 @@ class RemoteLayout:
             name, SIGNATURES_DIR, version, fingerprint.removeprefix("sha256:") + SIGNATURE_SUFFIX
         )
 
+    def aliases_dir(self, name: str, alias: str | None = None) -> str:
+        return self._key(name, ALIASES_DIR, alias or "")
+
+    def alias_move(self, name: str, alias: str, seq: int) -> str:
+        return self._key(name, ALIASES_DIR, alias, f"{seq:06d}")
+
+    def tombstone(self, name: str, version: str) -> str:
+        return self._key(name, RETIRED_PREFIX + version, TOMBSTONE_NAME)
+
     def relative(self, key: str) -> str:
         """``key`` relative to the root (keys outside the root are returned unchanged)."""
         key = key.rstrip("/")
@@ -145,6 +175,10 @@ class CacheLayout:
 
     def lease(self, name: str, version: str) -> Path:
         return self.assets_dir.joinpath(CACHE_DIR, LEASES_DIR, *name.split("/"), version + LEASE_SUFFIX)
+
+    def alias_seen(self, name: str, alias: str) -> Path:
+        """The last value of ``name@alias`` read from the store (offline resolution)."""
+        return self.assets_dir.joinpath(CACHE_DIR, ALIASES_DIR.lstrip("."), *name.split("/"), alias + ".json")
 
     def signers(self, name: str, version: str) -> Path:
         return self.assets_dir.joinpath(CACHE_DIR, SIGNERS_DIR, *name.split("/"), version)

@@ -281,6 +281,8 @@ class AssetsManager:
         return self._resolve(parsed)
 
     def _resolve(self, spec: AssetSpec) -> str:
+        if spec.alias is not None:
+            return self._resolve_alias(spec)
         if spec.version is not None and self.versioning.is_complete(spec.version):
             return spec.version
         store = None if self.offline else self.store
@@ -309,6 +311,39 @@ class AssetsManager:
                 )
             )
         return cached
+
+    def _resolve_alias(self, spec: AssetSpec) -> str:
+        """``name@alias`` through the store (the value seen is kept in the assets dir); from
+        that kept value, with a warning, when offline or when the store is unreachable."""
+        assert spec.alias is not None
+        store = None if self.offline else self.store
+        why = "offline mode is on" if self.offline else "no store is configured"
+        if store is not None:
+            try:
+                version = store.resolve_alias(spec.name, spec.alias)
+            except StoreUnreachableError:
+                why = f"the store {store.display_url} is unreachable"
+            else:
+                with contextlib.suppress(OSError):  # a read-only assets dir: nothing kept
+                    self.cache.remember_alias(spec.name, spec.alias, version)
+                return version
+        seen = self.cache.seen_alias(spec.name, spec.alias)
+        if seen is None:
+            raise OfflineError(
+                f"{spec.name}@{spec.alias} cannot be resolved: {why}, and it was never resolved into the "
+                f"assets dir {self.assets_dir}; fetch it once with the store reachable."
+            )
+        version, when = seen
+        self.versioning.check(version)  # a value read from disk is checked like any other
+        logger.warning(
+            "%s: using %s@%s = %s as last seen from the store (%s); it may have moved since.",
+            why.capitalize(),
+            spec.name,
+            spec.alias,
+            version,
+            when,
+        )
+        return version
 
     def _download(
         self,

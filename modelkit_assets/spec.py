@@ -1,4 +1,5 @@
-"""Asset specs: ``name[:version][[sub/part]]``, parsed and formatted without any I/O.
+"""Asset specs: ``name[:version][[sub/part]]`` or ``name@alias[[sub/part]]``, parsed and
+formatted without any I/O.
 
 The rules (DESIGN.md, G5) are checked here once, so that no name, version or sub-part
 that reaches the store or the cache can point outside of them.
@@ -25,7 +26,12 @@ MAX_PATH_LENGTH = 1024
 _NAME_SEGMENT_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 _ALNUM_RE = re.compile(r"[A-Za-z0-9]")
 _VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_SPEC_RE = re.compile(r"(?P<name>[^:\[\]]*)(?::(?P<version>[^\[\]]*))?(?:\[(?P<sub_part>.*)\])?", re.S)
+_ALIAS_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+MAX_ALIAS_LENGTH = 64
+_SPEC_RE = re.compile(
+    r"(?P<name>[^:@\[\]]*)(?:@(?P<alias>[^:\[\]]*))?(?::(?P<version>[^\[\]]*))?(?:\[(?P<sub_part>.*)\])?",
+    re.S,
+)
 
 
 def check_name(name: str) -> str:
@@ -61,6 +67,22 @@ def check_name(name: str) -> str:
             f"Asset name {name!r} is not valid: it must start and end with a letter or a digit."
         )
     return name
+
+
+def check_alias(alias: str) -> str:
+    """Return ``alias`` if it is a valid alias name (``prod``, ``champion``, ``staging-eu``).
+
+    Raises
+    ------
+    InvalidSpecError
+        If it is empty, too long, or not a letter followed by ``[A-Za-z0-9_-]``.
+    """
+    if not alias or len(alias) > MAX_ALIAS_LENGTH or not _ALIAS_RE.fullmatch(alias):
+        raise InvalidSpecError(
+            f"Alias {alias!r} is not valid: start with a letter, then use A-Z, a-z, 0-9, `_` and `-` "
+            f"(at most {MAX_ALIAS_LENGTH} characters), e.g. `prod`."
+        )
+    return alias
 
 
 def check_version_syntax(version: str) -> str:
@@ -120,21 +142,30 @@ def check_relative_path(path: str, *, what: str = "path") -> str:
 
 @dataclass(frozen=True)
 class AssetSpec:
-    """A reference to an asset: ``name[:version][[sub/part]]``.
+    """A reference to an asset: ``name[:version][[sub/part]]`` or ``name@alias[[sub/part]]``.
 
-    ``version`` may be partial (``1`` for the latest ``1.*``) or missing (the latest).
-    Validation of the version against a versioning system happens where the system is
-    known (``AssetStore``, ``AssetsManager``); here only its characters are checked.
+    ``version`` may be partial (``1`` for the latest ``1.*``) or missing (the latest);
+    ``alias`` names the version an alias of the asset points to (aliases.py), resolved
+    in the store. Validation of the version against a versioning system happens where
+    the system is known (``AssetStore``, ``AssetsManager``); here only its characters are
+    checked.
     """
 
     name: str
     version: str | None = None
     sub_part: str | None = None
+    alias: str | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name)
         if self.version is not None:
             check_version_syntax(self.version)
+        if self.alias is not None:
+            check_alias(self.alias)
+            if self.version is not None:
+                raise InvalidSpecError(
+                    f"{self.name}@{self.alias}:{self.version} names both an alias and a version; give one."
+                )
         if self.sub_part is not None:
             check_relative_path(self.sub_part, what="sub-part")
 
@@ -158,14 +189,16 @@ class AssetSpec:
         sub_part = match["sub_part"]
         if sub_part is not None:
             sub_part = sub_part.rstrip("/") if sub_part.rstrip("/") else sub_part
-        return cls(name=match["name"], version=match["version"], sub_part=sub_part)
+        return cls(name=match["name"], version=match["version"], sub_part=sub_part, alias=match["alias"])
 
     def with_version(self, version: str) -> AssetSpec:
-        """Return the same spec pinned to ``version``."""
+        """Return the same spec pinned to ``version`` (an alias resolved)."""
         return AssetSpec(self.name, version, self.sub_part)
 
     def __str__(self) -> str:
         text = self.name
+        if self.alias is not None:
+            text += f"@{self.alias}"
         if self.version is not None:
             text += f":{self.version}"
         if self.sub_part is not None:

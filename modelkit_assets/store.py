@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-import getpass
 import json
 import os
-import socket
 import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -32,9 +30,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelkit_assets._version import __version__
+from modelkit_assets.aliases import Aliases, AliasMove
 from modelkit_assets.backends import backend_for, basename, redact_url
-from modelkit_assets.claims import NEW_KEY, Claim, Claims
+from modelkit_assets.claims import NEW_KEY, Claim, Claims, who_am_i
 from modelkit_assets.errors import (
+    AliasConflictError,
     AssetExistsError,
     AssetNotFoundError,
     ConfigurationError,
@@ -48,7 +48,13 @@ from modelkit_assets.errors import (
     VersionNotFoundError,
 )
 from modelkit_assets.integrity import BLOCK_SIZE, hash_local
-from modelkit_assets.layout import META_SUFFIX, VERSIONS_SUFFIX, RemoteLayout, committed_versions
+from modelkit_assets.layout import (
+    META_SUFFIX,
+    VERSIONS_SUFFIX,
+    RemoteLayout,
+    committed_versions,
+    retired_versions,
+)
 from modelkit_assets.manifest import AssetMeta, FileEntry
 from modelkit_assets.remote import Remote
 from modelkit_assets.retry import RetryPolicy
@@ -88,14 +94,13 @@ class PublishPlan:
     is_new: bool
     #: publish exactly ``version`` or fail (modelkit's ``new``/``update`` take an explicit version)
     pinned: bool = False
+    #: retired versions: hidden, but their numbers are never given again
+    retired: tuple[str, ...] = ()
 
-
-def _pushed_by() -> str:
-    try:
-        user = getpass.getuser()
-    except Exception:  # no user database in some containers
-        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-    return f"{user}@{socket.gethostname()}"
+    @property
+    def used(self) -> list[str]:
+        """Every version number taken: committed or retired."""
+        return [*self.existing, *self.retired]
 
 
 class AssetStore:
@@ -176,6 +181,8 @@ class AssetStore:
         )
         #: publishers' signatures of versions (signatures.py)
         self.signatures = Signatures(self.remote)
+        #: movable names of versions, with their history (aliases.py)
+        self.aliases = Aliases(self.remote)
         #: the key ``publish`` signs with when given none (MODELKIT_ASSETS_SIGNING_KEY)
         self._default_key = (
             (settings.signing_key, settings.signing_key_passphrase) if settings else (None, None)
@@ -264,7 +271,14 @@ class AssetStore:
         return self.remote.list(self.layout.asset_dir(name), f"list {name}")
 
     def _committed(self, entries: list[dict[str, Any]]) -> list[str]:
-        return self.versioning.sort(committed_versions(entries))
+        """The versions a listing of ``{name}/`` shows committed and not retired."""
+        retired = set(retired_versions(entries))
+        return self.versioning.sort(v for v in committed_versions(entries) if v not in retired)
+
+    def retired(self, name: str) -> list[str]:
+        """Versions of ``name`` retired (retention.py), latest first: hidden, and never
+        published again (one listing)."""
+        return self.versioning.sort(retired_versions(self._listing(name)))
 
     def is_committed(self, name: str, version: str) -> bool:
         """Whether ``{version}.meta`` exists, asked of the server (one request)."""
@@ -305,6 +319,8 @@ class AssetStore:
         AssetNotFoundError, VersionNotFoundError
         """
         spec = AssetSpec.parse(spec) if isinstance(spec, str) else spec
+        if spec.alias is not None:
+            return self.resolve_alias(spec.name, spec.alias)
         if spec.version is not None:
             self.versioning.check(spec.version)
         versions = self.versions(spec.name)
@@ -316,6 +332,65 @@ class AssetStore:
                 f"`modelkit-assets versions {spec.name}`."
             )
         return found
+
+    # -- aliases (aliases.py) ----------------------------------------------------------
+    def resolve_alias(self, name: str, alias: str) -> str:
+        """The version ``name@alias`` points to (one listing and one read).
+
+        Raises
+        ------
+        VersionNotFoundError
+            If the alias is not set (never, or removed).
+        """
+        self._check_name(name)
+        move = self.aliases.current(name, alias)
+        if move is None or move.version is None:
+            raise VersionNotFoundError(
+                f"{name}@{alias} is not set in {self.display_url}; see the aliases of {name} with "
+                f"`modelkit-assets alias list {name}`."
+            )
+        return move.version
+
+    def set_alias(
+        self, name: str, alias: str, version: str, *, expect: str | None = None, check_expect: bool = False
+    ) -> AliasMove:
+        """Point ``name@alias`` at ``version`` (a partial version: its latest); with
+        ``check_expect``, only if the alias points to ``expect`` (``None``: unset).
+
+        Raises
+        ------
+        VersionNotFoundError
+            If the version is not committed (or is retired).
+        AliasConflictError
+            If the alias moved meanwhile (``check_expect``) or the version was retired
+            while the move was written (the move is then undone).
+        """
+        resolved = self.resolve(AssetSpec(name, version))
+        move = self.aliases.move(name, alias, resolved, expect=expect, check_expect=check_expect)
+        # a retire racing this move writes its tombstone first, then looks for aliases: one
+        # of the two always sees the other, and neither leaves an alias on a retired version
+        if resolved in self.retired(name):
+            self.aliases.move(name, alias, move.previous)
+            raise AliasConflictError(
+                f"{name}:{resolved} was retired while {name}@{alias} was being moved to it; the move "
+                "was undone."
+            )
+        return move
+
+    def remove_alias(
+        self, name: str, alias: str, *, expect: str | None = None, check_expect: bool = False
+    ) -> AliasMove:
+        """Unset ``name@alias`` (its history stays).
+
+        Raises
+        ------
+        VersionNotFoundError
+            If it is not set.
+        AliasConflictError
+            With ``check_expect``, if it does not point to ``expect``.
+        """
+        self.resolve_alias(name, alias)
+        return self.aliases.move(name, alias, None, expect=expect, check_expect=check_expect)
 
     def meta(self, name: str, version: str) -> AssetMeta:
         """The validated metadata of a committed version.
@@ -359,10 +434,12 @@ class AssetStore:
         self._check_name(name)
         if version is not None:
             self._check_pinned(name, version)
-        existing = self._committed(self._listing(name))
-        if existing:
+        entries = self._listing(name)
+        existing = self._committed(entries)
+        if existing or retired_versions(entries):
+            latest = f"latest {existing[0]}" if existing else "every version retired"
             raise AssetExistsError(
-                f"Asset {name} already exists in {self.display_url} (latest {existing[0]}); "
+                f"Asset {name} already exists in {self.display_url} ({latest}); "
                 f"publish a new version with `modelkit-assets update PATH {name}`."
             )
         source = scan_source(path, storage_options=self._source_options(path))
@@ -395,19 +472,31 @@ class AssetStore:
             self.versioning.check_update(major=spec.version, bump_major=bump_major)
         if spec.version is not None:
             self.versioning.check(spec.version)
-        existing = self.versions(spec.name)
+        self._check_name(spec.name)
+        entries = self._listing(spec.name)
+        existing = self._committed(entries)
+        retired = tuple(self.versioning.sort(retired_versions(entries)))
+        if not existing and not retired:
+            raise self._not_found(spec.name, entries)
         if version is not None:
             self._check_pinned(spec.name, version)
-            if version in existing:
+            if version in existing or version in retired:
                 raise VersionExistsError(
-                    f"Version {version} of {spec.name} already exists in {self.display_url}; "
-                    "published versions are never overwritten: pick another version."
+                    f"Version {version} of {spec.name} already exists in {self.display_url}"
+                    + (" (retired: its number is never used again)" if version in retired else "")
+                    + "; published versions are never overwritten: pick another version."
                 )
             source = scan_source(path, storage_options=self._source_options(path))
-            return PublishPlan(spec.name, version, tuple(existing), source, False, None, False, pinned=True)
-        version = self.versioning.next(existing, major=spec.version, bump_major=bump_major)
+            return PublishPlan(
+                spec.name, version, tuple(existing), source, False, None, False, pinned=True, retired=retired
+            )
+        version = self.versioning.next(
+            self.versioning.sort([*existing, *retired]), major=spec.version, bump_major=bump_major
+        )
         source = scan_source(path, storage_options=self._source_options(path))
-        return PublishPlan(spec.name, version, tuple(existing), source, bump_major, spec.version, False)
+        return PublishPlan(
+            spec.name, version, tuple(existing), source, bump_major, spec.version, False, retired=retired
+        )
 
     def _source_options(self, path: str | os.PathLike[str]) -> Mapping[str, Any]:
         """Storage options for a remote source: the store's own when the source is on the
@@ -512,26 +601,29 @@ class AssetStore:
                     f"Asset {name} is being created in {self.display_url} by another writer; "
                     f"use `modelkit-assets update PATH {name}` once it is published."
                 )
-            committed = self._committed(self._listing(name))
-            if committed:
+            entries = self._listing(name)
+            committed = self._committed(entries)
+            if committed or retired_versions(entries):
                 raise AssetExistsError(
-                    f"Asset {name} already exists in {self.display_url} (latest {committed[0]}); "
+                    f"Asset {name} already exists in {self.display_url}; "
                     f"use `modelkit-assets update PATH {name}`."
                 )
             candidate = self.versioning.initial(committed)
+            used = committed
         else:
             # the plan's listing, not a new one: a version committed since then is found by
             # the claim protocol (its claim or its meta), which then tries the next version
             committed = list(plan.existing)
-            candidate = self.versioning.next(committed, major=plan.major, bump_major=plan.bump_major)
+            used = self.versioning.sort(plan.used)  # a retired number is never given again
+            candidate = self.versioning.next(used, major=plan.major, bump_major=plan.bump_major)
         # where the store records a checksum with each object, a dead writer's uploads
         # are kept when they prove intact: a rerun re-sends only the rest (resume)
         keep = backend_for(self.fs).records_checksums
         if plan.pinned:
-            claim = self.claims.claim_pinned(name, plan.version, committed, writer, keep_data=keep)
+            claim = self.claims.claim_pinned(name, plan.version, used, writer, keep_data=keep)
         else:
             claim = self.claims.claim_version(
-                name, candidate, committed, writer, bump_major=plan.bump_major, keep_data=keep
+                name, candidate, used, writer, bump_major=plan.bump_major, keep_data=keep
             )
         previous = None if plan.is_new else self.versioning.latest(committed, plan.major)
         try:
@@ -557,7 +649,7 @@ class AssetStore:
             is_directory=plan.source.is_directory,
             files={f.path: files[f.path] for f in plan.source.files},
             size=plan.source.size,
-            pushed_by=_pushed_by(),
+            pushed_by=who_am_i(),
             tool_version=f"modelkit-assets {__version__}",
             description=description,
             source=redact_url(plan.source.root),
@@ -812,7 +904,7 @@ class AssetStore:
         """
         results: dict[str, builtins.list[str]] = {}
         for rel, entries in self.walk(prefix):
-            versions = self.versioning.sort(committed_versions(entries))
+            versions = self._committed(entries)
             if rel and versions:
                 results[rel] = versions
         for name in sorted(results):

@@ -15,6 +15,7 @@ from modelkit_assets import errors
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 EXPECTED = [
+    "AliasConflictError",
     "AssetExistsError",
     "AssetMeta",
     "AssetNotFoundError",

@@ -15,7 +15,17 @@ from typing import Annotated
 import typer
 
 from modelkit_assets._version import __version__
-from modelkit_assets.cli import browse, cache, distribute, fetch, integrity, lockfile, publish, trust
+from modelkit_assets.cli import (
+    browse,
+    cache,
+    distribute,
+    fetch,
+    integrity,
+    lifecycle,
+    lockfile,
+    publish,
+    trust,
+)
 from modelkit_assets.cli.context import CliState
 from modelkit_assets.cli.errors import EXIT_INTERRUPTED, reported
 from modelkit_assets.cli.render import protect_streams
@@ -113,6 +123,9 @@ app.command("lock")(reported(lockfile.lock))
 app.command("sync")(reported(lockfile.sync))
 app.command("copy")(reported(distribute.copy))
 app.command("bundle")(reported(distribute.bundle))
+app.add_typer(lifecycle.app, name="alias")
+app.command("retire")(reported(lifecycle.retire))
+app.command("gc")(reported(lifecycle.gc))
 app.command("sign")(reported(trust.sign))
 app.command("keygen")(reported(trust.keygen))
 
