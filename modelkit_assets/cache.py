@@ -123,26 +123,31 @@ class AssetCache:
             return None
         return (version, seen) if isinstance(version, str) and isinstance(seen, str) else None
 
-    def record_signer(self, name: str, version: str, signature: Signature) -> None:
+    def record_signer(
+        self, name: str, version: str, signature: Signature, st: os.stat_result | None = None
+    ) -> None:
         """Record that ``signature`` (by a trusted key) vouched for the installed version,
         and keep a copy of it, so that the install can be checked again without the store
         (offline, or a bundle copied elsewhere). Call it once the version is installed and
-        checked, with the asset's lock held when there is one.
+        checked, with the asset's lock held when there is one. ``st``: the install that
+        was checked (``holds``), so that one replaced meanwhile is not vouched for.
 
         Raises
         ------
         OSError
             If the assets dir cannot be written (a read-only bundle).
         """
-        found = self.installed(name, version)
-        if found is None:
-            return
+        if st is None:
+            found = self.installed(name, version)
+            if found is None:
+                return
+            st = found[1]
         folder = self.layout.signers(name, version)
         folder.mkdir(parents=True, exist_ok=True)
         replace_file(
             folder / (signature.fingerprint.removeprefix("sha256:") + SIGNATURE_SUFFIX), signature.to_json()
         )
-        Path(self._signer_record(name, version, signature.fingerprint, found[1])).touch()
+        Path(self._signer_record(name, version, signature.fingerprint, st)).touch()
 
     def kept_signatures(self, name: str, version: str, fingerprints: Iterable[str]) -> list[Signature]:
         """The copies ``record_signer`` kept of ``fingerprints``' signatures of a version."""
@@ -291,22 +296,26 @@ class AssetCache:
                     unexpected.append(rel)
         return jobs, unexpected
 
-    def holds(self, meta: AssetMeta) -> bool:
-        """Whether the installed version is exactly ``meta``'s files, every one re-hashed
-        (for an install no signature vouched for yet)."""
+    def holds(self, meta: AssetMeta) -> os.stat_result | None:
+        """The ``stat`` of the installed version (taken before hashing) if it is exactly
+        ``meta``'s files, every one re-hashed, else ``None`` (for an install no signature
+        vouched for yet: ``record_signer`` then names that install, not a later one)."""
         from modelkit_assets.integrity import measure_local, mismatches
 
+        found = self.installed(meta.name, meta.version)
+        if found is None:
+            return None
         jobs, unexpected = self.files_of(meta)
         if unexpected:
-            return False
+            return None
         for _path, entry, local in jobs:
             try:
                 size, sha256 = measure_local(local)
             except OSError:
-                return False
+                return None
             if entry.sha256 is None or mismatches(entry, size, sha256):
-                return False
-        return True
+                return None
+        return found[1]
 
     def install(self, name: str, version: str, staged: Path, *, is_directory: bool, trash: Path) -> Path:
         """Move a verified ``staged`` file or folder into place, marker last.

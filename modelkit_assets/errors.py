@@ -20,6 +20,7 @@ Each class also inherits the builtin that matches its failure, so callers that c
     ├── AssetExistsError (FileExistsError)
     │   └── VersionExistsError
     ├── PublishConflictError (RuntimeError)
+    │   └── ClaimLostError
     ├── AliasConflictError (RuntimeError)
     ├── CacheLockTimeoutError (TimeoutError)
     ├── LocalDiskError (OSError)
@@ -116,6 +117,11 @@ class VersionExistsError(AssetExistsError):
 
 class PublishConflictError(AssetsError, RuntimeError):
     """Too many concurrent writers took every candidate version."""
+
+
+class ClaimLostError(PublishConflictError):
+    """A publisher's claim was taken over, or could not be renewed within its lease: it
+    stopped before committing."""
 
 
 class AliasConflictError(AssetsError, RuntimeError):

@@ -231,12 +231,15 @@ class AssetsManager:
                 f"offline: forcing the download of {parsed.name}:{version} needs the store; unset "
                 "MODELKIT_ASSETS_OFFLINE, or drop --force (MODELKIT_STORAGE_FORCE_DOWNLOAD)."
             )
-        if store is None and self.require_signature and self._unverified(parsed.name, version):
+        if not force and self.require_signature and self._unverified(parsed.name, version):
+            # an install whose record names another inode (a copied bundle): its kept
+            # signature and its files are checked here, with no store and no write needed
             path = self._verify_kept(parsed.name, version)
             if path is not None:
                 return FetchResult(
                     self._sub_part(path, parsed, version), parsed.name, version, parsed.sub_part, True
                 )
+        if store is None and self.require_signature and self._unverified(parsed.name, version):
             raise SignatureError(
                 f"{parsed.name}:{version} is in the assets dir {self.assets_dir}, but no trusted key "
                 "verified it there, and its signature can be checked only in the store; "
@@ -387,9 +390,10 @@ class AssetsManager:
                     return path, True, None
                 # installed without a signature check (by an earlier fetch or by modelkit):
                 # served only if its files are exactly the signed ones, else replaced
-                if self.cache.holds(meta):
+                held = self.cache.holds(meta)
+                if held is not None:
                     self.cache.save_manifest(meta)
-                    self.cache.record_signer(name, version, signer)
+                    self.cache.record_signer(name, version, signer, held)
                     return path, True, None
                 logger.warning(
                     "%s:%s in the assets dir %s differs from its signed manifest: fetching it again.",
@@ -490,11 +494,14 @@ class AssetsManager:
             _, signature = check(meta, kept, self.trusted_keys, f"{name}:{version}")
         except SignatureError:
             return None
-        if not self.cache.holds(meta):
+        held = self.cache.holds(meta)
+        if held is None:
             return None
         with contextlib.suppress(OSError):  # a read-only bundle: checked again by the next process
-            self.cache.record_signer(name, version, signature)
-        return self.cache.cached_path(name, version)
+            self.cache.record_signer(name, version, signature, held)
+        now = self.cache.installed(name, version)
+        same = now is not None and (now[1].st_ino, now[1].st_ctime_ns) == (held.st_ino, held.st_ctime_ns)
+        return Path(now[0]) if now is not None and same else None
 
     def _unverified(self, name: str, version: str) -> bool:
         """Whether the version is installed but no trusted key verified that install."""

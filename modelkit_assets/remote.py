@@ -200,8 +200,8 @@ class Remote:
 
         return self.request(action, check)
 
-    def read(self, key: str, action: str = "read") -> bytes:
-        """The bytes of ``key``.
+    def read(self, key: str, action: str = "read", *, limit: int | None = None) -> bytes:
+        """The bytes of ``key`` (at most its first ``limit`` bytes).
 
         Raises
         ------
@@ -211,6 +211,8 @@ class Remote:
 
         def read() -> bytes:
             self.fs.invalidate_cache(key)
+            if limit is not None:
+                return bytes(self.fs.cat_file(key, start=0, end=limit))
             return bytes(self.fs.cat_file(key))
 
         return self.request(action, read)

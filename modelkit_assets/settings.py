@@ -8,7 +8,8 @@
 | MODELKIT_ASSETS_VERSIONING_SYSTEM     | ``major_minor`` / ``simple_date``     |
 | MODELKIT_ASSETS_TIMEOUT_S             | cache lock timeout                    |
 | MODELKIT_ASSETS_CONCURRENCY           | files moved at once                   |
-| MODELKIT_ASSETS_CLAIM_TTL_S           | age after which a publish claim from another host is stale |
+| MODELKIT_ASSETS_CLAIM_TTL_S           | age of a stale claim without lease    |
+| MODELKIT_ASSETS_CLAIM_LEASE_S         | a publisher's claim lease (60)        |
 | MODELKIT_ASSETS_OFFLINE               | never touch the network               |
 | MODELKIT_ASSETS_RETRIES               | tries per store request (5)           |
 | MODELKIT_ASSETS_RETRY_DEADLINE_S      | no retry starts after this long (120) |
@@ -38,6 +39,9 @@ APP_NAME = "modelkit-assets"
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_CONCURRENCY = 32
 DEFAULT_CLAIM_TTL_S = 6 * 3600.0
+#: a publisher's claim lease: renewed every quarter of it; another writer takes a claim
+#: over once it saw no renewal for STALE_LEASES leases on its own clock
+DEFAULT_CLAIM_LEASE_S = 60.0
 DEFAULT_RETRIES = 5
 DEFAULT_RETRY_DEADLINE_S = 120.0
 #: retry backoff: the first delay and the cap (full jitter below them)
@@ -58,6 +62,33 @@ _TRUE = {"1", "true", "yes", "on"}
 
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in _TRUE
+
+
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def _strict_flag(env: Mapping[str, str], key: str) -> bool:
+    """A security switch: anything but a known yes or no is an error, never a silent no."""
+    raw = (env.get(key) or "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigurationError(f"{key}={raw!r} is neither on nor off; set it to 1 (on) or 0 (off).")
+
+
+def _key_path(env: Mapping[str, str], key: str) -> Path | None:
+    """A key file's path; a key pasted into the variable itself is refused without
+    repeating it (it would end up in messages and reprs)."""
+    raw = (env.get(key) or "").strip()
+    if not raw:
+        return None
+    if "-----BEGIN" in raw or "\n" in raw or len(raw) > 4096:
+        raise ConfigurationError(
+            f"{key} holds a key itself, not the path of a PEM file; write the key to a file "
+            "(readable by you only) and set the variable to its path."
+        )
+    return Path(raw).expanduser()
 
 
 def _number(env: Mapping[str, str], key: str, default: float) -> float:
@@ -147,6 +178,7 @@ class Settings:
     timeout_s: float = DEFAULT_TIMEOUT_S
     concurrency: int = DEFAULT_CONCURRENCY
     claim_ttl_s: float = DEFAULT_CLAIM_TTL_S
+    claim_lease_s: float = DEFAULT_CLAIM_LEASE_S
     offline: bool = False
     force_download: bool = False
     embedded: bool = False
@@ -201,7 +233,6 @@ class Settings:
         elif store.lower() == NO_STORE:
             store = None
         assets_dir = env.get("MODELKIT_ASSETS_DIR")
-        signing_key = env.get("MODELKIT_ASSETS_SIGNING_KEY") or ""
         return cls(
             store_url=store,
             storage_options=options,
@@ -210,14 +241,15 @@ class Settings:
             timeout_s=_number(env, "MODELKIT_ASSETS_TIMEOUT_S", DEFAULT_TIMEOUT_S),
             concurrency=int(_number(env, "MODELKIT_ASSETS_CONCURRENCY", DEFAULT_CONCURRENCY)),
             claim_ttl_s=_number(env, "MODELKIT_ASSETS_CLAIM_TTL_S", DEFAULT_CLAIM_TTL_S),
+            claim_lease_s=_number(env, "MODELKIT_ASSETS_CLAIM_LEASE_S", DEFAULT_CLAIM_LEASE_S),
             offline=_flag(env.get("MODELKIT_ASSETS_OFFLINE")),
             force_download=_flag(env.get("MODELKIT_STORAGE_FORCE_DOWNLOAD")),
             embedded=embedded,
             retries=int(_number(env, "MODELKIT_ASSETS_RETRIES", DEFAULT_RETRIES)),
             retry_deadline_s=_number(env, "MODELKIT_ASSETS_RETRY_DEADLINE_S", DEFAULT_RETRY_DEADLINE_S),
-            signing_key=Path(signing_key.strip()).expanduser() if signing_key.strip() else None,
+            signing_key=_key_path(env, "MODELKIT_ASSETS_SIGNING_KEY"),
             signing_key_passphrase=env.get("MODELKIT_ASSETS_SIGNING_KEY_PASSPHRASE") or None,
-            require_signature=_flag(env.get("MODELKIT_ASSETS_REQUIRE_SIGNATURE")),
+            require_signature=_strict_flag(env, "MODELKIT_ASSETS_REQUIRE_SIGNATURE"),
             trusted_keys=tuple(
                 Path(p.strip()).expanduser()
                 for p in (env.get("MODELKIT_ASSETS_TRUSTED_KEYS") or "").split(os.pathsep)

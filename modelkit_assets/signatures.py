@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from modelkit_assets.backends import basename
-from modelkit_assets.errors import SignatureError
+from modelkit_assets.errors import (
+    AssetsError,
+    OfflineError,
+    SignatureError,
+    StorePermissionError,
+    StoreUnreachableError,
+)
 from modelkit_assets.layout import SIGNATURE_SUFFIX
 from modelkit_assets.signing import (
     MAX_SIGNATURE_BYTES,
@@ -43,7 +49,9 @@ class Signatures:
         """``fingerprint``'s signature of ``name:version`` (``None`` when there is none)."""
         key = self.remote.layout.signature(name, version, fingerprint)
         try:
-            raw = self.remote.read(key, f"read the signature of {name}:{version}")
+            raw = self.remote.read(
+                key, f"read the signature of {name}:{version}", limit=MAX_SIGNATURE_BYTES + 1
+            )
         except FileNotFoundError:
             return None
         if len(raw) > MAX_SIGNATURE_BYTES:
@@ -59,11 +67,7 @@ class Signatures:
             base = basename(entry["name"])
             if entry["type"] != "file" or not base.endswith(SIGNATURE_SUFFIX):
                 continue
-            try:
-                sig = self.read(name, version, "sha256:" + base.removesuffix(SIGNATURE_SUFFIX))
-            except SignatureError as err:
-                logger.warning("%s", err)
-                continue
+            sig = self._read_or_skip(name, version, "sha256:" + base.removesuffix(SIGNATURE_SUFFIX))
             if sig is not None:
                 found.append(sig)
         return found
@@ -110,8 +114,10 @@ class Signatures:
         trusted key's valid signature."""
         try:
             return self.read(name, version, fingerprint)
-        except SignatureError as err:
-            logger.warning("%s", err)
+        except (StoreUnreachableError, StorePermissionError, OfflineError):
+            raise  # the store is not answering: no decision can be made
+        except (AssetsError, OSError, UnicodeError) as err:  # malformed, oversized, a folder...
+            logger.warning("Skipped the signature object of %s:%s by %s: %s", name, version, fingerprint, err)
             return None
 
     def add(self, meta: AssetMeta, key: SigningKey, *, claimed: bool = False) -> bool:

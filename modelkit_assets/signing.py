@@ -121,6 +121,18 @@ def _pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
     return blocks
 
 
+#: algorithm identifiers in a DER SubjectPublicKeyInfo: Ed25519; EC public key + P-256
+_ED25519_OID = bytes.fromhex("06032b6570")
+_EC_OID, _P256_OID = bytes.fromhex("06072a8648ce3d0201"), bytes.fromhex("06082a8648ce3d030107")
+
+
+def _supported_der(der: bytes) -> bool:
+    """Whether a public key is Ed25519 or EC P-256, read from its algorithm identifier
+    (no ``cryptography`` needed: trusted keys are read on every verified cache hit)."""
+    head = der[:32]
+    return _ED25519_OID in head or (_EC_OID in head and _P256_OID in head)
+
+
 def _algorithm(key: Any) -> str | None:
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -173,6 +185,12 @@ def load_signing_key(path: str | os.PathLike[str], passphrase: str | None = None
         passphrase, or of another type than Ed25519 / EC P-256. The message names the
         file, never its content.
     """
+    text = os.fspath(path)
+    if "-----BEGIN" in text or "\n" in text or len(text) > 4096:
+        raise ConfigurationError(
+            "The signing key was given as its content, not as the path of a PEM file; write it to a "
+            "file (readable by you only) and give that path."
+        )
     where = f"The signing key {path}"
     try:
         data = Path(path).expanduser().read_bytes()
@@ -188,7 +206,12 @@ def load_signing_key(path: str | os.PathLike[str], passphrase: str | None = None
             "consumers' MODELKIT_ASSETS_TRUSTED_KEYS)."
         )
     serialization = _crypto()
-    password = passphrase.encode() if passphrase else None
+    try:
+        password = passphrase.encode() if passphrase else None
+    except UnicodeEncodeError:
+        raise ConfigurationError(
+            "MODELKIT_ASSETS_SIGNING_KEY_PASSPHRASE is not valid text (UTF-8); set it again."
+        ) from None
     try:
         key = serialization.load_pem_private_key(data, password=password)
     except TypeError:
@@ -288,6 +311,8 @@ def load_trusted_keys(paths: Iterable[str | os.PathLike[str] | TrustedKey]) -> t
     ConfigurationError
         If a file is missing, holds a private key, or holds no public key.
     """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]  # one file, not its characters
     keys: dict[str, TrustedKey] = {}
     for raw in paths:
         if isinstance(raw, TrustedKey):
@@ -313,6 +338,11 @@ def load_trusted_keys(paths: Iterable[str | os.PathLike[str] | TrustedKey]) -> t
                 f"The trusted key file {raw} holds no PEM public key (-----BEGIN PUBLIC KEY-----)."
             )
         for der in public:
+            if not _supported_der(der):
+                raise ConfigurationError(
+                    f"The trusted key file {raw} holds a public key of another type than Ed25519 or EC "
+                    "P-256 (the two that sign versions)."
+                )
             fp = fingerprint_of(der)
             keys.setdefault(fp, TrustedKey(fp, der, str(raw)))
     return tuple(keys.values())
@@ -369,7 +399,7 @@ class Signature:
                 base64.b64decode(sig, validate=True),
                 signed_at if isinstance(signed_at, str) else None,
             )
-        except (ValueError, KeyError, TypeError, binascii.Error):
+        except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
             raise SignatureError(
                 f"The signature object {where} is malformed; remove it or sign again."
             ) from None
@@ -392,6 +422,7 @@ class Signature:
     def self_consistent(self, data: bytes) -> bool:
         """Whether it verifies with the public key it carries, whose fingerprint it names:
         well formed, and made over ``data``. Says nothing about trust."""
+        _crypto()  # without cryptography nothing can be told: the caller says "not checked"
         blocks = [der for label, der in _pem_blocks(self.public_pem.encode()) if label == "PUBLIC KEY"]
         if len(blocks) != 1 or fingerprint_of(blocks[0]) != self.fingerprint:
             return False

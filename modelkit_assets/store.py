@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from modelkit_assets._version import __version__
 from modelkit_assets.aliases import Aliases, AliasMove
 from modelkit_assets.backends import backend_for, basename, redact_url
-from modelkit_assets.claims import NEW_KEY, Claim, Claims, who_am_i
+from modelkit_assets.claims import NEW_KEY, Claim, Claims, Lease, who_am_i
 from modelkit_assets.errors import (
     AliasConflictError,
     AssetExistsError,
@@ -594,82 +594,95 @@ class AssetStore:
         writer = uuid.uuid4().hex
         name = plan.name
         new_claim = None
-        if plan.is_new:
-            new_claim = self.claims.acquire(name, NEW_KEY, writer)
-            if new_claim is None:
-                raise AssetExistsError(
-                    f"Asset {name} is being created in {self.display_url} by another writer; "
-                    f"use `modelkit-assets update PATH {name}` once it is published."
-                )
-            entries = self._listing(name)
-            committed = self._committed(entries)
-            if committed or retired_versions(entries):
-                raise AssetExistsError(
-                    f"Asset {name} already exists in {self.display_url}; "
-                    f"use `modelkit-assets update PATH {name}`."
-                )
-            candidate = self.versioning.initial(committed)
-            used = committed
-        else:
-            # the plan's listing, not a new one: a version committed since then is found by
-            # the claim protocol (its claim or its meta), which then tries the next version
-            committed = list(plan.existing)
-            used = self.versioning.sort(plan.used)  # a retired number is never given again
-            candidate = self.versioning.next(used, major=plan.major, bump_major=plan.bump_major)
-        # where the store records a checksum with each object, a dead writer's uploads
-        # are kept when they prove intact: a rerun re-sends only the rest (resume)
-        keep = backend_for(self.fs).records_checksums
-        if plan.pinned:
-            claim = self.claims.claim_pinned(name, plan.version, used, writer, keep_data=keep)
-        else:
-            claim = self.claims.claim_version(
-                name, candidate, used, writer, bump_major=plan.bump_major, keep_data=keep
-            )
-        previous = None if plan.is_new else self.versioning.latest(committed, plan.major)
+        leases: list[Lease] = []
         try:
-            kept = self._intact_leftovers(plan.source, name, claim.version) if claim.resumed else {}
-            files = self._upload_data(plan.source, name, claim, callback, previous=previous, kept=kept)
-            moved = plan.source.changed() + [
-                f.path for f in plan.source.files if files[f.path].size != f.size
-            ]
-            if moved:
-                raise InvalidSourceError(
-                    f"{len(moved)} file(s) of {plan.source.root} changed while {name}:{claim.version} "
-                    f"was being published ({', '.join(moved[:3])}); nothing was committed. "
-                    "Publish again once they are no longer written."
+            if plan.is_new:
+                # a dead creator on another host is watched for a few leases, then taken over
+                new_claim = self.claims.acquire(name, NEW_KEY, writer, wait=True)
+                if new_claim is None:
+                    raise AssetExistsError(
+                        f"Asset {name} is being created in {self.display_url} by another writer; "
+                        f"use `modelkit-assets update PATH {name}` once it is published."
+                    )
+                leases.append(self.claims.hold(name, new_claim))
+                entries = self._listing(name)
+                committed = self._committed(entries)
+                if committed or retired_versions(entries):
+                    raise AssetExistsError(
+                        f"Asset {name} already exists in {self.display_url}; "
+                        f"use `modelkit-assets update PATH {name}`."
+                    )
+                candidate = self.versioning.initial(committed)
+                used = committed
+            else:
+                # the plan's listing, not a new one: a version committed since then is found by
+                # the claim protocol (its claim or its meta), which then tries the next version
+                committed = list(plan.existing)
+                used = self.versioning.sort(plan.used)  # a retired number is never given again
+                candidate = self.versioning.next(used, major=plan.major, bump_major=plan.bump_major)
+            # where the store records a checksum with each object, a dead writer's uploads
+            # are kept when they prove intact: a rerun re-sends only the rest (resume)
+            keep = backend_for(self.fs).records_checksums
+            if plan.pinned:
+                claim = self.claims.claim_pinned(name, plan.version, used, writer, keep_data=keep)
+            else:
+                claim = self.claims.claim_version(
+                    name, candidate, used, writer, bump_major=plan.bump_major, keep_data=keep
                 )
-        except BaseException:
-            self.claims.withdraw(name, claim, new_claim)
-            raise
-        # the manifest holds what was measured while uploading: exactly the bytes stored
-        meta = AssetMeta(
-            name=name,
-            version=claim.version,
-            push_date=dt.datetime.now(dt.UTC),
-            is_directory=plan.source.is_directory,
-            files={f.path: files[f.path] for f in plan.source.files},
-            size=plan.source.size,
-            pushed_by=who_am_i(),
-            tool_version=f"modelkit-assets {__version__}",
-            description=description,
-            source=redact_url(plan.source.root),
-            publish_id=writer,
-            block_size=BLOCK_SIZE,
-        )
-        if key is not None:
-            # before the commit: the version exists signed or not at all. A dead writer's
-            # signature of this claimed, uncommitted version is ours to replace
+            lease = self.claims.hold(name, claim)
+            leases.append(lease)
+            previous = None if plan.is_new else self.versioning.latest(committed, plan.major)
             try:
-                self.signatures.add(meta, key, claimed=True)
+                kept = self._intact_leftovers(plan.source, name, claim.version) if claim.resumed else {}
+                files = self._upload_data(plan.source, name, claim, callback, previous=previous, kept=kept)
+                moved = plan.source.changed() + [
+                    f.path for f in plan.source.files if files[f.path].size != f.size
+                ]
+                if moved:
+                    raise InvalidSourceError(
+                        f"{len(moved)} file(s) of {plan.source.root} changed while {name}:{claim.version} "
+                        f"was being published ({', '.join(moved[:3])}); nothing was committed. "
+                        "Publish again once they are no longer written."
+                    )
+                for held in leases:  # a writer presumed dead stops here (fencing)
+                    held.check()
             except BaseException:
-                self.claims.withdraw(name, claim, new_claim)
+                self.claims.withdraw(name, claim, new_claim, lease)
                 raise
-        try:
-            self._commit(meta)
-        except VersionExistsError:
-            if key is not None:  # the version someone else committed is not what we signed
-                self.signatures.remove(name, claim.version, key.fingerprint)
-            raise
+            # the manifest holds what was measured while uploading: exactly the bytes stored
+            meta = AssetMeta(
+                name=name,
+                version=claim.version,
+                push_date=dt.datetime.now(dt.UTC),
+                is_directory=plan.source.is_directory,
+                files={f.path: files[f.path] for f in plan.source.files},
+                size=plan.source.size,
+                pushed_by=who_am_i(),
+                tool_version=f"modelkit-assets {__version__}",
+                description=description,
+                source=redact_url(plan.source.root),
+                publish_id=writer,
+                block_size=BLOCK_SIZE,
+            )
+            if key is not None:
+                # before the commit: the version exists signed or not at all. A dead writer's
+                # signature of this claimed, uncommitted version is ours to replace
+                try:
+                    self.signatures.add(meta, key, claimed=True)
+                except BaseException:
+                    self.claims.withdraw(name, claim, new_claim, lease)
+                    raise
+            try:
+                for held in leases:
+                    held.check()
+                self._commit(meta)
+            except VersionExistsError:
+                if key is not None:  # the version someone else committed is not what we signed
+                    self.signatures.remove(name, claim.version, key.fingerprint)
+                raise
+        finally:
+            for held in leases:
+                held.stop()
         # what this writer knows is committed: the listing it planned on, and its version
         self.refresh_index(name, known=self.versioning.sort([*committed, claim.version]))
         return meta

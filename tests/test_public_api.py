@@ -26,6 +26,7 @@ EXPECTED = [
     "BackendNotInstalledError",
     "CacheLockTimeoutError",
     "CacheNotWritableError",
+    "ClaimLostError",
     "ConfigurationError",
     "FetchResult",
     "FileEntry",

@@ -192,7 +192,12 @@ class AssetsManager:
                     f"{spec.name}:{spec.version} is not in the assets dir {self.assets_dir}, and no "
                     "storage provider is configured."
                 )
-            path = os.path.join(self.assets_dir, *spec.name.split("/"), spec.version)
+            if self._settings.require_signature:
+                # served only if a trusted key verified this install (SignatureError if not)
+                result = self._manager(spec.versioning.system_name).fetch_info(_Spec(spec.name, spec.version))
+                path = str(result.path)
+            else:
+                path = os.path.join(self.assets_dir, *spec.name.split("/"), spec.version)
             info = {"from_cache": True, "version": spec.version, "path": path}
         else:
             with modelkit_errors():
