@@ -48,6 +48,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -264,9 +265,11 @@ class Claims:
         writer = info.get("writer") if isinstance(info, dict) else None
         return writer if isinstance(writer, str) else None
 
-    def is_stale(self, claim_key: str, *, now: dt.datetime | None = None) -> bool:
+    def is_stale(self, claim_key: str, *, now: dt.datetime | None = None, by_age: bool = False) -> bool:
         """Whether the writer of a claim is gone: same host and its process dead, older
-        than the claim TTL, or an unreadable claim (a missing one is not stale)."""
+        than the claim TTL, or an unreadable claim (a missing one is not stale). A claim
+        with a lease is judged by watching it (``acquire(wait=True)``), not by its date,
+        unless ``by_age`` (``repair``: older than the TTL, far beyond any lease)."""
         try:
             info = self._read(claim_key)
             if not isinstance(info, dict):
@@ -279,7 +282,7 @@ class Claims:
         same_host = info.get("host") == socket.gethostname()
         if same_host and isinstance(info.get("pid"), int) and not _pid_alive(info["pid"]):
             return True
-        if "lease_s" in info:
+        if "lease_s" in info and not by_age:
             return False  # a lease: only watching it tells (``_watch``), never its dates
         try:
             age = ((now or utc_now()) - created).total_seconds()
@@ -296,8 +299,10 @@ class Claims:
         *,
         bump_major: bool,
         keep_data: bool = False,
+        wait: bool = False,
     ) -> Claim:
-        """Claim ``candidate``, or the first following version no other writer holds.
+        """Claim ``candidate``, or the first following version no other writer holds
+        (``wait``: a held claim is watched first, see ``acquire``).
 
         Raises
         ------
@@ -307,7 +312,7 @@ class Claims:
         taken = set(committed)
         for _ in range(MAX_CLAIM_TRIES):
             if candidate not in taken:
-                claim = self.acquire(name, candidate, writer, keep_data=keep_data)
+                claim = self.acquire(name, candidate, writer, keep_data=keep_data, wait=wait)
                 # a modelkit writer commits without claiming: check the commit itself
                 if claim is not None and not self.is_committed(name, candidate):
                     return claim
@@ -319,7 +324,14 @@ class Claims:
         )
 
     def claim_pinned(
-        self, name: str, version: str, committed: list[str], writer: str, *, keep_data: bool = False
+        self,
+        name: str,
+        version: str,
+        committed: list[str],
+        writer: str,
+        *,
+        keep_data: bool = False,
+        wait: bool = False,
     ) -> Claim:
         """Claim exactly ``version``.
 
@@ -331,7 +343,7 @@ class Claims:
         claim = (
             None
             if version in committed
-            else self.acquire(name, version, writer, keep_data=keep_data, wait=True)
+            else self.acquire(name, version, writer, keep_data=keep_data, wait=wait)
         )
         if claim is None or self.is_committed(name, version):
             raise VersionExistsError(
@@ -341,16 +353,16 @@ class Claims:
         return claim
 
     def withdraw(
-        self, name: str, claim: Claim, new_claim: Claim | None = None, lease: Lease | None = None
+        self, name: str, claim: Claim, new_claim: Claim | None = None, leases: Sequence[Lease] = ()
     ) -> None:
         """After a failed upload (never after a commit was attempted): remove the data,
         then the claim, so that nothing is left to skip and a rerun takes the same
         version. Best effort: if the store is still failing, the claim stays and the next
         publisher treats it as stale once this process has exited. A claim taken over
-        or not renewed in time (``lease.lost``) may be another writer's now: nothing is
+        or not renewed in time (a lost lease) may be another writer's now: nothing is
         touched (the new owner cleans the version; ``repair`` finds what is left).
         """
-        if lease is not None and lease.lost:
+        if any(lease.lost for lease in leases):
             return
         layout = self.remote.layout
         try:

@@ -59,6 +59,7 @@ from modelkit_assets.manifest import AssetMeta, FileEntry
 from modelkit_assets.remote import Remote
 from modelkit_assets.retry import RetryPolicy
 from modelkit_assets.settings import (
+    DEFAULT_CLAIM_LEASE_S,
     DEFAULT_CLAIM_TTL_S,
     DEFAULT_CONCURRENCY,
     DEFAULT_RETRIES,
@@ -178,6 +179,7 @@ class AssetStore:
             self.remote,
             self.versioning,
             claim_ttl_s or (settings.claim_ttl_s if settings else DEFAULT_CLAIM_TTL_S),
+            settings.claim_lease_s if settings else DEFAULT_CLAIM_LEASE_S,
         )
         #: publishers' signatures of versions (signatures.py)
         self.signatures = Signatures(self.remote)
@@ -623,11 +625,21 @@ class AssetStore:
             # where the store records a checksum with each object, a dead writer's uploads
             # are kept when they prove intact: a rerun re-sends only the rest (resume)
             keep = backend_for(self.fs).records_checksums
+            # creating the asset, with its `new` claim: a claim on its first version is a
+            # previous creator's, watched like the `new` claim (not skipped to 0.1)
             if plan.pinned:
-                claim = self.claims.claim_pinned(name, plan.version, used, writer, keep_data=keep)
+                claim = self.claims.claim_pinned(
+                    name, plan.version, used, writer, keep_data=keep, wait=plan.is_new
+                )
             else:
                 claim = self.claims.claim_version(
-                    name, candidate, used, writer, bump_major=plan.bump_major, keep_data=keep
+                    name,
+                    candidate,
+                    used,
+                    writer,
+                    bump_major=plan.bump_major,
+                    keep_data=keep,
+                    wait=plan.is_new,
                 )
             lease = self.claims.hold(name, claim)
             leases.append(lease)
@@ -647,7 +659,7 @@ class AssetStore:
                 for held in leases:  # a writer presumed dead stops here (fencing)
                     held.check()
             except BaseException:
-                self.claims.withdraw(name, claim, new_claim, lease)
+                self.claims.withdraw(name, claim, new_claim, leases)
                 raise
             # the manifest holds what was measured while uploading: exactly the bytes stored
             meta = AssetMeta(
@@ -670,7 +682,7 @@ class AssetStore:
                 try:
                     self.signatures.add(meta, key, claimed=True)
                 except BaseException:
-                    self.claims.withdraw(name, claim, new_claim, lease)
+                    self.claims.withdraw(name, claim, new_claim, leases)
                     raise
             try:
                 for held in leases:

@@ -232,7 +232,7 @@ def _claims(store: AssetStore, name: str, committed: set[str]) -> list[ClaimStat
             continue
         if version in committed or (version == NEW_KEY and committed):
             state = "leftover"
-        elif store.claims.is_stale(layout.claim(name, version, int(attempts[-1]))):
+        elif store.claims.is_stale(layout.claim(name, version, int(attempts[-1])), by_age=True):
             state = "stale"
         else:
             state = "live"
