@@ -83,6 +83,8 @@ class Claim:
     resumed: bool = False
     #: the claim object as written (its heartbeats rewrite it with ``beat`` + 1)
     body: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    #: the writer id of the dead claim this one took over
+    taken_from: str | None = None
 
 
 def who_am_i() -> str:
@@ -144,6 +146,7 @@ class Claims:
         now: dt.datetime | None = None,
         keep_data: bool = False,
         wait: bool = False,
+        dead: frozenset[str] = frozenset(),
     ) -> Claim | None:
         """Own ``key`` (a version, or ``NEW_KEY``) of ``name`` for ``writer``, or return ``None``.
 
@@ -152,7 +155,8 @@ class Claims:
         dead writer's uploads are removed, unless ``keep_data``: the claim is then
         ``resumed`` and the caller must keep only what it proves intact. ``wait``: a
         claim with a lease is watched until it changes (alive: ``None``) or stays the
-        same for ``STALE_LEASES`` leases (dead: taken over).
+        same for ``STALE_LEASES`` leases (dead: taken over). ``dead``: writer ids already
+        found dead (by watching another of their claims), taken over at once.
         """
         fields: dict[str, object] = {
             "writer": writer,
@@ -177,7 +181,12 @@ class Claims:
             return None
         attempt = claims[-1]
         latest = layout.claim(name, key, attempt)
-        if not self.is_stale(latest, now=now) and not (wait and self._watch(name, key, latest)):
+        previous_writer = self.writer(latest)
+        if (
+            previous_writer not in dead
+            and not self.is_stale(latest, now=now)
+            and not (wait and self._watch(name, key, latest))
+        ):
             return None
         if not self._create(name, key, attempt + 1, body, writer):
             return None
@@ -188,10 +197,12 @@ class Claims:
             # a dead writer's signature names a manifest that will not be committed
             self.remote.remove(layout.signatures_dir(name, key), f"clean {name}:{key}")
             if keep_data:
-                return Claim(key, key, attempt + 1, writer, resumed=True, body=fields)
+                return Claim(
+                    key, key, attempt + 1, writer, resumed=True, body=fields, taken_from=previous_writer
+                )
             # the dead writer may have left data behind: start from a clean prefix
             self.remote.remove(layout.data(name, key), f"clean {name}:{key}")
-        return Claim(key, key, attempt + 1, writer, body=fields)
+        return Claim(key, key, attempt + 1, writer, body=fields, taken_from=previous_writer)
 
     def _watch(self, name: str, key: str, claim_key: str) -> bool:
         """Whether a claim with a lease is dead: unchanged for ``STALE_LEASES`` of its
@@ -300,9 +311,10 @@ class Claims:
         bump_major: bool,
         keep_data: bool = False,
         wait: bool = False,
+        dead: frozenset[str] = frozenset(),
     ) -> Claim:
         """Claim ``candidate``, or the first following version no other writer holds
-        (``wait``: a held claim is watched first, see ``acquire``).
+        (``wait``, ``dead``: see ``acquire``).
 
         Raises
         ------
@@ -312,7 +324,7 @@ class Claims:
         taken = set(committed)
         for _ in range(MAX_CLAIM_TRIES):
             if candidate not in taken:
-                claim = self.acquire(name, candidate, writer, keep_data=keep_data, wait=wait)
+                claim = self.acquire(name, candidate, writer, keep_data=keep_data, wait=wait, dead=dead)
                 # a modelkit writer commits without claiming: check the commit itself
                 if claim is not None and not self.is_committed(name, candidate):
                     return claim
@@ -332,6 +344,7 @@ class Claims:
         *,
         keep_data: bool = False,
         wait: bool = False,
+        dead: frozenset[str] = frozenset(),
     ) -> Claim:
         """Claim exactly ``version``.
 
@@ -343,7 +356,7 @@ class Claims:
         claim = (
             None
             if version in committed
-            else self.acquire(name, version, writer, keep_data=keep_data, wait=wait)
+            else self.acquire(name, version, writer, keep_data=keep_data, wait=wait, dead=dead)
         )
         if claim is None or self.is_committed(name, version):
             raise VersionExistsError(
@@ -413,12 +426,13 @@ class Lease:
         self.stop()
 
     def _later_attempt(self) -> bool:
+        """Whether the claim is no longer this writer's: a later attempt exists, or its own
+        is gone (removed by ``repair`` or a new owner: never created again by a renewal)."""
         remote, claim = self.claims.remote, self.claim
         folder = remote.layout.claims_dir(self.name, claim.key)
         entries = remote.list(folder, f"renew the claim of {self.name}:{claim.key}")
-        return any(
-            basename(e["name"]).isdigit() and int(basename(e["name"])) > claim.attempt for e in entries
-        )
+        attempts = {int(basename(e["name"])) for e in entries if basename(e["name"]).isdigit()}
+        return claim.attempt not in attempts or any(a > claim.attempt for a in attempts)
 
     def _run(self) -> None:
         remote, claim = self.claims.remote, self.claim

@@ -407,9 +407,11 @@ class AssetStore:
         try:
             raw = self.remote.read(key, f"read {name}:{version}")
         except FileNotFoundError:
+            retired = version in self.retired(name)
             raise VersionNotFoundError(
-                f"Version {version} of {name} does not exist in {self.display_url}; see "
-                f"`modelkit-assets versions {name}`."
+                f"Version {version} of {name} "
+                + ("was retired" if retired else "does not exist")
+                + f" in {self.display_url}; see `modelkit-assets versions {name}`."
             ) from None
         return AssetMeta.from_json(raw, name, version)
 
@@ -626,10 +628,12 @@ class AssetStore:
             # are kept when they prove intact: a rerun re-sends only the rest (resume)
             keep = backend_for(self.fs).records_checksums
             # creating the asset, with its `new` claim: a claim on its first version is a
-            # previous creator's, watched like the `new` claim (not skipped to 0.1)
+            # previous creator's, watched like the `new` claim (not skipped to 0.1), and taken
+            # at once when that creator was just found dead on the `new` claim
+            dead = frozenset([new_claim.taken_from] if new_claim is not None and new_claim.taken_from else [])
             if plan.pinned:
                 claim = self.claims.claim_pinned(
-                    name, plan.version, used, writer, keep_data=keep, wait=plan.is_new
+                    name, plan.version, used, writer, keep_data=keep, wait=plan.is_new, dead=dead
                 )
             else:
                 claim = self.claims.claim_version(
@@ -640,6 +644,7 @@ class AssetStore:
                     bump_major=plan.bump_major,
                     keep_data=keep,
                     wait=plan.is_new,
+                    dead=dead,
                 )
             lease = self.claims.hold(name, claim)
             leases.append(lease)
