@@ -20,6 +20,7 @@ protocol lives in claims.py; every request goes through the store's ``Remote``
 from __future__ import annotations
 
 import builtins
+import contextlib
 import datetime as dt
 import json
 import os
@@ -372,7 +373,8 @@ class AssetStore:
         # a retire racing this move writes its tombstone first, then looks for aliases: one
         # of the two always sees the other, and neither leaves an alias on a retired version
         if resolved in self.retired(name):
-            self.aliases.move(name, alias, move.previous)
+            with contextlib.suppress(AliasConflictError):  # moved since: that move stands
+                self.aliases.move(name, alias, move.previous, expect=resolved, check_expect=True)
             raise AliasConflictError(
                 f"{name}:{resolved} was retired while {name}@{alias} was being moved to it; the move "
                 "was undone."

@@ -554,3 +554,50 @@ def test_compat_update_params_match_modelkit(modelkit: Modelkit, make_source: Ca
     (theirs,) = modelkit.run(["update", str(src), "p:0", False])
     assert ours == theirs == "0.2"
     assert "major `0` = 0.1, 0.0" in params["display"] and "major `1` = 1.0" in params["display"]
+
+
+def test_modelkit_lists_and_fetches_aliased_assets_and_never_a_retired_version(
+    modelkit: Modelkit, store: AssetStore, make_source: Callable[..., Path]
+) -> None:
+    """Aliases live under `.aliases/`, tombstones under `.retired-{version}/`: modelkit lists,
+    resolves and fetches an asset that has both exactly like a plain asset published the
+    same way, and no longer sees the retired version (gone from its index and the store)."""
+    from modelkit_assets.maintenance.retention import retire_version
+
+    contents = {v: os.urandom(300) + v.encode() for v in ("0.0", "0.1", "0.2", "1.0")}
+    for name in ("x/aliased", "x/plain"):
+        assert store.new(make_source(f"{name}-0.0", contents["0.0"]), name) == "0.0"
+        assert store.update(make_source(f"{name}-0.1", contents["0.1"]), name) == "0.1"
+        assert store.update(make_source(f"{name}-0.2", contents["0.2"]), name) == "0.2"
+        assert store.update(make_source(f"{name}-1.0", contents["1.0"]), name, bump_major=True) == "1.0"
+    store.set_alias("x/aliased", "prod", "0.1")
+    store.set_alias("x/aliased", "staging", "1.0")
+    store.set_alias("x/aliased", "old", "0.0")
+    store.remove_alias("x/aliased", "old")
+    assert retire_version(store, "x/aliased", "0.2")
+    assert (modelkit.bucket / PREFIX / "x" / "aliased" / ".aliases" / "prod" / "000000").is_file()
+    assert (modelkit.bucket / PREFIX / "x" / "aliased" / ".retired-0.2" / "tombstone").is_file()
+
+    listed, aliased, plain, latest, major0, pinned, prod = modelkit.run(
+        ["list"],
+        ["versions", "x/aliased"],
+        ["versions", "x/plain"],
+        ["fetch", "x/aliased"],
+        ["fetch", "x/aliased:0"],
+        ["fetch", "x/aliased:0.0"],
+        ["fetch", "x/aliased:0.1"],
+    )
+    assert listed == [["x/aliased", ["1.0", "0.1", "0.0"]], ["x/plain", ["1.0", "0.2", "0.1", "0.0"]]]
+    assert plain == ["1.0", "0.2", "0.1", "0.0"]
+    assert aliased == [v for v in plain if v != "0.2"]  # the plain listing, less the retired one
+    assert latest["version"] == "1.0" and Path(latest["path"]).read_bytes() == contents["1.0"]
+    # the latest of major 0 skips the retired 0.2, as for a plain asset that never had it
+    assert major0["version"] == "0.1" and Path(major0["path"]).read_bytes() == contents["0.1"]
+    assert Path(pinned["path"]).read_bytes() == contents["0.0"]
+    assert prod["from_cache"] is True and Path(prod["path"]).read_bytes() == contents["0.1"]
+    (retired,) = modelkit.try_run(["fetch", "x/aliased:0.2"])
+    assert retired["error"] == "ObjectDoesNotExistError"
+    assert not (modelkit.assets_dir / "x" / "aliased" / "0.2").exists()
+    # what modelkit read changed nothing of ours
+    assert store.resolve("x/aliased@prod") == "0.1" and store.resolve("x/aliased@staging") == "1.0"
+    assert store.versions("x/aliased") == ["1.0", "0.1", "0.0"]

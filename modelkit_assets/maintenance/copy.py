@@ -151,6 +151,11 @@ def copy_version(
     sources = _pairs(src, meta)
     targets = _pairs(dst, meta)
     result = CopyResult(name, version, "present", False, len(meta.files), meta.size)
+    if version in dst.retired(name):
+        raise VersionExistsError(
+            f"{name}:{version} was retired in {dst.display_url}: its number is never used again; "
+            "nothing was copied."
+        )
     signatures = _valid_signatures(src, meta)
     if _check_present(dst, meta):
         _carry_signatures(dst, meta, signatures, claimed=False)

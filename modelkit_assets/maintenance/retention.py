@@ -100,7 +100,12 @@ def plan_retire(store: AssetStore, specs: Iterable[str]) -> RetirePlan:
             )
         store.versioning.check(spec.version)
         if spec.version in store.retired(spec.name):
-            plan.decisions.append(RetireDecision(spec.name, spec.version, "already retired"))
+            index = store.read_index(spec.name) or []
+            unfinished = spec.version in index or store.is_committed(spec.name, spec.version)
+            if unfinished:  # interrupted after its tombstone: finish it
+                plan.decisions.append(RetireDecision(spec.name, spec.version, "retire", "finishing"))
+            else:
+                plan.decisions.append(RetireDecision(spec.name, spec.version, "already retired"))
             continue
         if spec.version not in store.versions(spec.name):
             raise VersionNotFoundError(
