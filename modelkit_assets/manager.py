@@ -231,7 +231,8 @@ class AssetsManager:
                 f"offline: forcing the download of {parsed.name}:{version} needs the store; unset "
                 "MODELKIT_ASSETS_OFFLINE, or drop --force (MODELKIT_STORAGE_FORCE_DOWNLOAD)."
             )
-        if not force and self.require_signature and self._unverified(parsed.name, version):
+        unverified = self.require_signature and self._unverified(parsed.name, version)
+        if not force and unverified:
             # an install whose record names another inode (a copied bundle): its kept
             # signature and its files are checked here, with no store and no write needed
             path = self._verify_kept(parsed.name, version)
@@ -239,7 +240,7 @@ class AssetsManager:
                 return FetchResult(
                     self._sub_part(path, parsed, version), parsed.name, version, parsed.sub_part, True
                 )
-        if store is None and self.require_signature and self._unverified(parsed.name, version):
+        if store is None and unverified:
             raise SignatureError(
                 f"{parsed.name}:{version} is in the assets dir {self.assets_dir}, but no trusted key "
                 "verified it there, and its signature can be checked only in the store; "
