@@ -98,7 +98,9 @@ def s3_auth(server_logs: Path) -> Iterator[dict[str, str]]:
             "Version": "2012-10-17",
             # wildcards: moto 5.2.6 checks the operation's name (s3:ListObjectsV2,
             # s3:HeadObject) where AWS and earlier motos check s3:ListBucket / s3:GetObject
-            "Statement": [{"Effect": "Allow", "Action": ["s3:Get*", "s3:List*", "s3:Head*"], "Resource": "*"}],
+            "Statement": [
+                {"Effect": "Allow", "Action": ["s3:Get*", "s3:List*", "s3:Head*"], "Resource": "*"}
+            ],
         }
         iam.put_user_policy(UserName="reader", PolicyName="read-only", PolicyDocument=json.dumps(policy))
         key = iam.create_access_key(UserName="reader")["AccessKey"]
