@@ -14,12 +14,18 @@ Layout (modelkit's, so one assets dir can serve both tools)::
         ├── staging/nlp__tokenizer@1.0-{uuid}/ downloads being verified (/ in the name as __)
         ├── manifests/nlp/tokenizer/1.0.meta   copy of the version's manifest (verify, sync)
         ├── leases/nlp/tokenizer/1.0.lease     held (shared) by processes using 1.0 (prune)
-        └── signers/nlp/tokenizer/1.0/{key hex}@{inode}-{ctime_ns}
-                                      the trusted key that verified this install of 1.0
+        ├── signers/nlp/tokenizer/1.0/{key hex}@{inode}-{ctime_ns}
+        │                             the trusted key that verified this install of 1.0
+        └── .blobs/ab/ab12...          each file content once, by sha256 (blobs.py): the
+                                      versions' files are read-only hard links to these
 
 A version is visible only with its marker, and the marker appears only once every file
 is verified and in place (G4). Looking up a cached version costs one or two ``stat``
 calls and never takes the lock (G6), so a read-only assets dir still serves.
+
+Each verified file is shared with the content store (``blobs.py``) before its version is
+installed, and a fetch first links in every file whose content the store already holds,
+from any version of any asset: only the rest is downloaded (``reuse``).
 
 A signer record names the install it vouches for (inode and change time of the version's
 file or folder, from the ``stat`` the lookup already made): a version replaced later, by
@@ -39,6 +45,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelkit_assets.blobs import BlobStore
 from modelkit_assets.errors import CacheLockTimeoutError
 from modelkit_assets.layout import CACHE_DIR, SIGNATURE_SUFFIX, SIGNERS_DIR, SUCCESS_NAME, CacheLayout
 from modelkit_assets.localdisk import replace_file
@@ -59,6 +66,7 @@ class AssetCache:
     def __init__(self, assets_dir: str | os.PathLike[str]) -> None:
         self.layout = CacheLayout(Path(assets_dir).expanduser())
         self._root = str(self.layout.assets_dir)
+        self.blobs = BlobStore(self.layout.assets_dir)
 
     @property
     def assets_dir(self) -> Path:
@@ -277,6 +285,75 @@ class AssetCache:
             return AssetMeta.from_json(raw, name, version)
         except (OSError, InvalidMetaError):
             return None
+
+    def staged_files(self, meta: AssetMeta, staged: Path) -> list[tuple[str | None, FileEntry, str]]:
+        """Each file of ``meta`` as (path in the manifest, or ``None`` for a file asset;
+        entry; where it goes under ``staged``)."""
+        if not meta.is_directory:
+            return [(None, meta.file_entry, str(staged))]
+        return [(p, e, os.path.join(staged, *p.split("/"))) for p, e in meta.files.items()]
+
+    def reuse(self, files: Iterable[tuple[str | None, FileEntry, str]]) -> tuple[set[str | None], int]:
+        """Link into staging every file whose content the store holds: (the files placed,
+        their bytes). What is left is for the download."""
+        placed: set[str | None] = set()
+        reused = 0
+        for key, entry, local in files:
+            blob = self.blobs.find(entry)
+            if blob is None:
+                continue
+            os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+            self.blobs.materialize(blob, local)
+            placed.add(key)
+            reused += entry.size or 0
+        return placed, reused
+
+    def adopt_installed(self, name: str, wanted: Iterable[FileEntry]) -> None:
+        """Add to the store the files of ``name``'s installed versions that hold a
+        ``wanted`` content but are not shared yet (versions installed before the store
+        existed, or by modelkit): each is re-hashed first, so a file edited since its
+        install is never taken."""
+        from modelkit_assets.integrity import measure_local
+
+        needed = {e.sha256: e for e in wanted if e.sha256 is not None and e.size is not None}
+        folder = self.layout.manifest(name, "x").parent
+        try:
+            copies = sorted(folder.glob("*.meta"))
+        except OSError:
+            return
+        for copy in copies:
+            if not needed:
+                return
+            meta = self.read_manifest(name, copy.name.removesuffix(".meta"))
+            if meta is None or self.installed(name, meta.version) is None:
+                continue
+            root = self.layout.version_path(name, meta.version)
+            for _key, entry, local in self.staged_files(meta, root):
+                target = needed.get(entry.sha256 or "")
+                if target is None or target.size != entry.size:
+                    continue
+                try:
+                    if os.stat(local).st_nlink > 1:
+                        continue  # already shared: the store would have had it
+                    size, sha256 = measure_local(local)
+                except OSError:
+                    continue
+                if size == target.size and sha256 == target.sha256:
+                    with contextlib.suppress(OSError):
+                        self.blobs.adopt(local, sha256)
+                        del needed[sha256]
+
+    def share(self, files: Iterable[tuple[str | None, FileEntry, str]]) -> None:
+        """Make verified staged files read-only and share their contents with the store.
+        Files of manifests without hashes (modelkit's) are only made read-only."""
+        from modelkit_assets.blobs import make_read_only
+
+        for _key, entry, local in files:
+            if entry.sha256 is None:
+                make_read_only(local)
+            else:
+                self.blobs.adopt(local, entry.sha256)
+                self.blobs.drop_blocks(entry.sha256)  # the whole content is kept now
 
     def files_of(self, meta: AssetMeta) -> tuple[list[tuple[str | None, FileEntry, str]], list[str]]:
         """The installed version of ``meta``: each listed file as (path in the manifest or

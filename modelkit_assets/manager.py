@@ -60,6 +60,17 @@ class FetchResult:
     sub_part: str | None
     from_cache: bool
     meta: AssetMeta | None = None
+    #: bytes of the version's files linked from the cache's content store instead of
+    #: downloaded (files shared with other cached versions, of any asset)
+    reused_bytes: int = 0
+
+    @property
+    def downloaded_bytes(self) -> int:
+        """Bytes of the version's files that were downloaded (0 for a cache hit)."""
+        if self.from_cache or self.meta is None:
+            return 0
+        total = sum(entry.size or 0 for entry in self.meta.files.values())
+        return max(total - self.reused_bytes, 0)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -68,6 +79,8 @@ class FetchResult:
             "version": self.version,
             "sub_part": self.sub_part,
             "from_cache": self.from_cache,
+            "reused_bytes": self.reused_bytes,
+            "downloaded_bytes": self.downloaded_bytes,
         }
         if self.meta is not None:
             data["meta"] = self.meta.to_dict()
@@ -259,12 +272,11 @@ class AssetsManager:
                     else "no store is configured: set MODELKIT_ASSETS_STORE to download it."
                 )
             )
-        path, from_cache, meta = self._download(
+        path, from_cache, meta, reused = self._download(
             store, parsed.name, version, parsed.sub_part, force=bool(force), callback=callback
         )
-        return FetchResult(
-            self._sub_part(path, parsed, version), parsed.name, version, parsed.sub_part, from_cache, meta
-        )
+        inner = self._sub_part(path, parsed, version)
+        return FetchResult(inner, parsed.name, version, parsed.sub_part, from_cache, meta, reused)
 
     def resolve(self, spec: str | AssetSpec) -> str:
         """The complete version ``spec`` points to, without fetching anything.
@@ -358,7 +370,7 @@ class AssetsManager:
         *,
         force: bool,
         callback: Callback | None,
-    ) -> tuple[Path, bool, AssetMeta | None]:
+    ) -> tuple[Path, bool, AssetMeta | None, int]:
         # read and validate the manifest before touching the assets dir: a bad or unsafe
         # one is refused with nothing written, not even the lock (G5)
         meta = store.meta(name, version)
@@ -380,7 +392,7 @@ class AssetsManager:
         force: bool,
         callback: Callback | None,
         signer: Signature | None = None,
-    ) -> tuple[Path, bool, AssetMeta | None]:
+    ) -> tuple[Path, bool, AssetMeta | None, int]:
         name, version = meta.name, meta.version
         with self.cache.lock(name, self.timeout):
             found = None if force else self.cache.installed(name, version)
@@ -388,14 +400,14 @@ class AssetsManager:
             if found is not None and (sub_part is None or _inner(Path(found[0]), sub_part).exists()):
                 path = Path(found[0])
                 if signer is None or self.cache.verified_by(name, version, found[1], self._fingerprints):
-                    return path, True, None
+                    return path, True, None, 0
                 # installed without a signature check (by an earlier fetch or by modelkit):
                 # served only if its files are exactly the signed ones, else replaced
                 held = self.cache.holds(meta)
                 if held is not None:
                     self.cache.save_manifest(meta)
                     self.cache.record_signer(name, version, signer, held)
-                    return path, True, None
+                    return path, True, None, 0
                 logger.warning(
                     "%s:%s in the assets dir %s differs from its signed manifest: fetching it again.",
                     name,
@@ -413,15 +425,40 @@ class AssetsManager:
                 staged = stage / version
                 if meta.is_directory:
                     staged.mkdir(exist_ok=True)  # a resumed staging folder has it
-                store.download_version(meta, str(staged), callback=callback)
+                reused = self._fill(store, meta, staged, callback)
                 self.cache.save_manifest(meta)
                 path = self.cache.install(
                     name, version, staged, is_directory=meta.is_directory, trash=stage / "previous"
                 )
                 if signer is not None:
                     self.cache.record_signer(name, version, signer)
-            logger.info("Fetched %s:%s from %s", name, version, store.display_url)
-            return path, False, meta
+            logger.info("Fetched %s:%s from %s (%d bytes reused)", name, version, store.display_url, reused)
+            return path, False, meta, reused
+
+    def _fill(self, store: AssetStore, meta: AssetMeta, staged: Path, callback: Callback | None) -> int:
+        """Put every file of ``meta`` in ``staged``, verified and shared with the cache's
+        content store: contents the store holds are linked in, the rest downloaded (each
+        under its content's lock, so processes fetching the same content download it
+        once). Returns the bytes reused."""
+        files = self.cache.staged_files(meta, staged)
+        placed, reused = self.cache.reuse(files)
+        missing = [f for f in files if f[0] not in placed]
+        if missing and meta.verifiable:
+            self.cache.adopt_installed(meta.name, [entry for _key, entry, _local in missing])
+            more, more_bytes = self.cache.reuse(missing)
+            placed, reused = placed | more, reused + more_bytes
+            missing = [f for f in missing if f[0] not in more]
+        wanted = [entry.sha256 for _key, entry, _local in missing if entry.sha256 is not None]
+        with self.cache.blobs.locked(wanted, self.timeout):
+            # another process may have added some of them while we waited
+            more, more_bytes = self.cache.reuse(missing)
+            placed, reused = placed | more, reused + more_bytes
+            if reused and callback is not None:
+                callback.call("reused", bytes=reused, files=len(placed))
+            if len(placed) < len(files):
+                store.download_version(meta, str(staged), callback=callback, skip=placed)
+            self.cache.share(files)
+        return reused
 
     def _sub_part(self, path: Path, spec: AssetSpec, version: str) -> Path:
         if spec.sub_part is None:

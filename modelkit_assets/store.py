@@ -25,7 +25,7 @@ import datetime as dt
 import json
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -877,10 +877,16 @@ class AssetStore:
 
     # -- fetching -----------------------------------------------------------------
     def download_version(
-        self, meta: AssetMeta, destination: str, *, callback: Callback | None = None
+        self,
+        meta: AssetMeta,
+        destination: str,
+        *,
+        callback: Callback | None = None,
+        skip: Collection[str | None] = (),
     ) -> None:
         """Download a version to ``destination`` (a file, or a folder for a directory
-        asset) and verify every file against the manifest (G4).
+        asset) and verify every file against the manifest (G4). ``skip``: files already
+        in place (their paths in the manifest; ``None`` for a file asset's own file).
 
         Raises
         ------
@@ -891,10 +897,14 @@ class AssetStore:
         if meta.is_directory:
             pairs, entries, labels = [], [], []
             for path, entry in meta.files.items():
+                if path in skip:
+                    continue
                 local = os.path.join(destination, *path.split("/"))
                 pairs.append((self.layout.data(name, version, path), local))
                 entries.append(entry)
                 labels.append(f"{name}:{version}[{path}]")
+        elif None in skip:
+            return
         else:
             # a file asset published by modelkit has no entry at all in its meta
             pairs = [(self.layout.data(name, version), destination)]
