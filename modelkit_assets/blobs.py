@@ -67,6 +67,7 @@ class Blob:
     path: Path
     size: int
     links: int  # hard links besides the store's own: installed copies using it
+    device: int
     inode: int
 
 
@@ -103,13 +104,28 @@ class BlobStore:
         return path if stat.S_ISREG(st.st_mode) and st.st_size == entry.size else None
 
     # -- adding and materializing -------------------------------------------------------
-    def adopt(self, local: str | os.PathLike[str], sha256: str) -> None:
+    def adopt(self, local: str | os.PathLike[str], sha256: str, *, fresh: bool = False) -> None:
         """Make a verified file (of size and sha256 checked by the caller) read-only and
         share its content with the store: it becomes the blob, or, when the store already
-        has that content, a link to it (the duplicate's bytes are freed)."""
+        has that content, a link to it (the duplicate's bytes are freed). With ``fresh``
+        (a forced download) the new file replaces the store's blob instead."""
         make_read_only(local)
         blob = self.path(sha256)
         blob.parent.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.samefile(local, blob):
+                    return
+            tmp = blob.with_name(f"{blob.name}.{uuid.uuid4().hex}.tmp")
+            try:
+                os.link(local, tmp)
+            except OSError as err:
+                if err.errno not in _NO_LINK:
+                    raise
+                self._copy_in(local, blob)
+                return
+            os.replace(tmp, blob)
+            return
         try:
             os.link(local, blob)
             return
@@ -234,7 +250,9 @@ class BlobStore:
                         st = entry.stat(follow_symlinks=False)
                         if stat.S_ISREG(st.st_mode):
                             links = st.st_nlink - 1
-                            found.append(Blob(entry.name, Path(entry.path), st.st_size, links, st.st_ino))
+                            found.append(
+                                Blob(entry.name, Path(entry.path), st.st_size, links, st.st_dev, st.st_ino)
+                            )
         return found
 
     def block_sets(self) -> list[tuple[str, Path, int, int]]:
@@ -256,20 +274,20 @@ class BlobStore:
             found.append((entry.name, Path(entry.path), size, count))
         return found
 
-    def remove_unused(self, *, dry_run: bool = False) -> tuple[int, int]:
-        """Remove every blob no installed file links to, its lock, and the kept blocks of
-        contents the store holds whole: (blobs removed, bytes freed). A blob is removed
+    def remove_unused(self, *, dry_run: bool = False) -> tuple[list[Blob], int]:
+        """Remove every blob no installed file links to, and the kept blocks of contents
+        the store holds whole: (blobs removed, bytes of blocks removed). A blob is removed
         under its download lock, taken without waiting, so one being installed is kept."""
         import filelock
 
-        removed = freed = 0
+        removed = []
         for blob in self.blobs():
             if blob.links > 0:
                 continue
-            lock_path = self.locks_root / blob.sha256[:2] / f"{blob.sha256}.lock"
             if dry_run:
-                removed, freed = removed + 1, freed + blob.size
+                removed.append(blob)
                 continue
+            lock_path = self.locks_root / blob.sha256[:2] / f"{blob.sha256}.lock"
             try:
                 lock_path.parent.mkdir(parents=True, exist_ok=True)
                 lock = filelock.FileLock(str(lock_path), timeout=0)
@@ -277,17 +295,18 @@ class BlobStore:
             except (filelock.Timeout, OSError):
                 continue  # a fetch is adding or using it right now
             try:
-                st = os.stat(blob.path)
-                if st.st_nlink > 1:  # linked meanwhile
+                if os.stat(blob.path).st_nlink > 1:  # linked meanwhile
                     continue
                 os.unlink(blob.path)
-                removed, freed = removed + 1, freed + blob.size
+                removed.append(blob)
             except FileNotFoundError:
                 continue
             finally:
                 lock.release()  # its empty lock file stays: unlinking it could split a waiter
+        blocks = 0
         for sha256, folder, size, _count in self.block_sets():
-            if self.path(sha256).exists() and not dry_run:
-                shutil.rmtree(folder, ignore_errors=True)
-                freed += size
-        return removed, freed
+            if self.path(sha256).exists():
+                blocks += size
+                if not dry_run:
+                    shutil.rmtree(folder, ignore_errors=True)
+        return removed, blocks

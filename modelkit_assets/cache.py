@@ -343,16 +343,17 @@ class AssetCache:
                         self.blobs.adopt(local, sha256)
                         del needed[sha256]
 
-    def share(self, files: Iterable[tuple[str | None, FileEntry, str]]) -> None:
-        """Make verified staged files read-only and share their contents with the store.
-        Files of manifests without hashes (modelkit's) are only made read-only."""
+    def share(self, files: Iterable[tuple[str | None, FileEntry, str]], *, fresh: bool = False) -> None:
+        """Make verified staged files read-only and share their contents with the store
+        (``fresh``: they replace the store's copies; a forced download). Files of manifests
+        without hashes (modelkit's) are only made read-only."""
         from modelkit_assets.blobs import make_read_only
 
         for _key, entry, local in files:
             if entry.sha256 is None:
                 make_read_only(local)
             else:
-                self.blobs.adopt(local, entry.sha256)
+                self.blobs.adopt(local, entry.sha256, fresh=fresh)
                 self.blobs.drop_blocks(entry.sha256)  # the whole content is kept now
 
     def files_of(self, meta: AssetMeta) -> tuple[list[tuple[str | None, FileEntry, str]], list[str]]:

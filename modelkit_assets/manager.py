@@ -425,7 +425,7 @@ class AssetsManager:
                 staged = stage / version
                 if meta.is_directory:
                     staged.mkdir(exist_ok=True)  # a resumed staging folder has it
-                reused = self._fill(store, meta, staged, callback)
+                reused = self._fill(store, meta, staged, callback, force=force)
                 self.cache.save_manifest(meta)
                 path = self.cache.install(
                     name, version, staged, is_directory=meta.is_directory, trash=stage / "previous"
@@ -435,12 +435,19 @@ class AssetsManager:
             logger.info("Fetched %s:%s from %s (%d bytes reused)", name, version, store.display_url, reused)
             return path, False, meta, reused
 
-    def _fill(self, store: AssetStore, meta: AssetMeta, staged: Path, callback: Callback | None) -> int:
+    def _fill(
+        self, store: AssetStore, meta: AssetMeta, staged: Path, callback: Callback | None, *, force: bool
+    ) -> int:
         """Put every file of ``meta`` in ``staged``, verified and shared with the cache's
         content store: contents the store holds are linked in, the rest downloaded (each
         under its content's lock, so processes fetching the same content download it
-        once). Returns the bytes reused."""
+        once). Returns the bytes reused. ``force`` downloads every file, and the new
+        copies replace the store's (a forced fetch never trusts what the cache holds)."""
         files = self.cache.staged_files(meta, staged)
+        if force:
+            store.download_version(meta, str(staged), callback=callback)
+            self.cache.share(files, fresh=True)
+            return 0
         placed, reused = self.cache.reuse(files)
         missing = [f for f in files if f[0] not in placed]
         if missing and meta.verifiable:

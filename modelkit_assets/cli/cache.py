@@ -87,11 +87,13 @@ def _table(versions: list[CachedVersion], title_total: str) -> None:
         table.add_column("Version")
         table.add_column("Kind")
         table.add_column("Size", justify="right")
+        table.add_column("Shared", justify="right")
         table.add_column("Files", justify="right")
         table.add_column("Last used")
         for v in versions:
             kind = "folder" if v.is_directory else "file"
-            table.add_row(v.name, v.version, kind, human_size(v.size), str(v.files), ago(v.last_used))
+            shared = human_size(v.shared) if v.shared else "-"
+            table.add_row(v.name, v.version, kind, human_size(v.size), shared, str(v.files), ago(v.last_used))
         console.print(table)
     console.print(title_total, highlight=False)
 
@@ -110,7 +112,7 @@ def list_cached(
     they are read; with relatime at most daily) or its install time.
     """
     from modelkit_assets.cli.progress import human_size
-    from modelkit_assets.maintenance.inventory import scan_cache, scan_leftovers
+    from modelkit_assets.maintenance.inventory import cache_usage, scan_cache, scan_leftovers
     from modelkit_assets.spec import check_name
     from modelkit_assets.versioning import get_versioning
 
@@ -120,6 +122,7 @@ def list_cached(
         check_name(name)
     versions = scan_cache(settings.assets_dir, get_versioning(settings.versioning), name=name)
     total = sum(v.size for v in versions)
+    usage = cache_usage(settings.assets_dir, versions, whole_cache=name is None)
     leftovers = scan_leftovers(settings.assets_dir)
     if name is not None:  # a download's folder starts with its asset's name, "/" written "__"
         leftovers = [x for x in leftovers if x.key == name.replace("/", "__")]
@@ -133,6 +136,10 @@ def list_cached(
                 "versions": [v.to_dict() for v in versions],
                 "count": len(versions),
                 "total_size": total,
+                "disk_size": usage.disk,
+                "shared_size": usage.shared,
+                "unused_store_size": usage.unused,
+                "partial_reads_size": usage.partial,
                 "leftovers": [leftover.to_dict() for leftover in leftovers],
                 "leftover_size": leftover_size,
             }
@@ -140,6 +147,15 @@ def list_cached(
         return
     count = len(versions)
     summary = f"{count} version{'s' if count != 1 else ''}, {human_size(total)} in {settings.assets_dir}"
+    if usage.disk != total:
+        summary += (
+            f": {human_size(usage.disk)} on disk, {human_size(usage.shared)} of it shared between versions"
+        )
+    if usage.unused or usage.partial:
+        summary += (
+            f"; {human_size(usage.unused + usage.partial)} of contents no version uses or of partial reads "
+            "(`modelkit-assets cache prune` removes them)"
+        )
     if leftovers:
         summary += (
             f"; plus {len(leftovers)} unfinished download(s) or removal(s) in .cache/staging, "
@@ -210,7 +226,8 @@ def prune(
         return
     verb = "Would remove" if dry_run else "Removed"
     for v in result.removed:
-        typer.echo(f"{verb} {v.spec} ({human_size(v.size)}, last used {ago(v.last_used)})")
+        shared = f", {human_size(v.shared)} shared with other versions" if v.shared else ""
+        typer.echo(f"{verb} {v.spec} ({human_size(v.size)}{shared}, last used {ago(v.last_used)})")
     for v, why in result.skipped:
         typer.echo(f"Kept {v.spec}: {why}")
     for leftover in result.leftovers_removed:
@@ -224,9 +241,12 @@ def prune(
             f" and {len(result.leftovers_removed)} leftover(s) of unfinished fetches, "
             f"{human_size(result.reclaimed)}"
         )
+    if result.blobs_removed:
+        reclaimed += f", and {result.blobs_removed} content(s) no version used any more"
     typer.echo(
-        f"{verb} {count} version{'s' if count != 1 else ''}, {human_size(result.freed)}{reclaimed}; "
-        f"{human_size(result.remaining)} left in {settings.assets_dir}."
+        f"{verb} {count} version{'s' if count != 1 else ''}, {human_size(result.freed)}{reclaimed}: "
+        f"{human_size(result.disk_freed)} freed on disk; {human_size(result.disk_remaining)} left in "
+        f"{settings.assets_dir}."
     )
 
 

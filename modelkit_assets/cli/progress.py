@@ -110,6 +110,8 @@ class Transfer:
         self.total_files = total_files
         self.files_done = 0
         self.bytes_done = 0
+        self.reused_bytes = 0
+        self.reused_files = 0
         self._learnt_bytes = 0
         self._console = console
         self._lock = threading.Lock()
@@ -185,9 +187,10 @@ class Transfer:
         elif self.mode == "plain" and success:
             elapsed = max(time.monotonic() - (self._started_at or time.monotonic()), 1e-6)
             size = self.bytes_done
+            reused = f"; {self._reused_text()}" if self.reused_files else ""
             typer.echo(
                 f"{self.verb[:-3]}ed {self.label}: {self._files_text()}, {human_size(size)} in "
-                f"{elapsed:.1f} s ({human_size(size / elapsed)}/s).",
+                f"{elapsed:.1f} s ({human_size(size / elapsed)}/s){reused}.",
                 err=True,
             )
 
@@ -215,6 +218,19 @@ class Transfer:
             self.bytes_done += count
             if self._progress is not None and self._total_task is not None:
                 self._progress.advance(self._total_task, count)
+
+    def add_reused(self, count: int, files: int) -> None:
+        """Bytes and files a fetch took from the cache's content store instead of the network."""
+        with self._lock:
+            self.reused_bytes += count
+            self.reused_files += files
+            if self._progress is not None and self._total_task is not None:
+                self._progress.update(
+                    self._total_task, description=f"{self.verb} {self.label} ({self._reused_text()})"
+                )
+
+    def _reused_text(self) -> str:
+        return f"{human_size(self.reused_bytes)} in {self.reused_files} files reused from the cache"
 
     def learn_size(self, size: int) -> None:
         """A file's size, when the total was not known up front (downloads)."""
@@ -313,6 +329,9 @@ def _callback_class() -> Callable[[Transfer], Callback]:
             self.reported = 0
 
         def call(self, hook_name: str | None = None, **kwargs: Any) -> None:
+            if hook_name == "reused":  # files linked from the cache instead of downloaded
+                self.transfer.add_reused(int(kwargs.get("bytes", 0)), int(kwargs.get("files", 0)))
+                return
             self.transfer.set_files(int(self.size) if self.size is not None else None)
             delta = int(self.value or 0) - self.reported
             if delta > 0:

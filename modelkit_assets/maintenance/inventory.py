@@ -23,8 +23,8 @@ import contextlib
 import datetime as dt
 import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,12 @@ class CachedVersion:
     files: int
     installed: dt.datetime
     last_used: dt.datetime
+    #: bytes of its files that other cached versions use too (one copy on disk: hard links
+    #: to the same content, see blobs.py)
+    shared: int = 0
+    #: (device, inode, size) of each of its files: what removing it frees depends on
+    #: which of these other versions still use (empty: all its bytes are its own)
+    contents: tuple[tuple[int, int, int], ...] = field(default=(), repr=False, compare=False)
 
     @property
     def spec(self) -> str:
@@ -56,23 +62,41 @@ class CachedVersion:
             "path": str(self.path),
             "is_directory": self.is_directory,
             "size": self.size,
+            "shared": self.shared,
             "files": self.files,
             "installed": self.installed.isoformat(),
             "last_used": self.last_used.isoformat(),
         }
 
 
+def content_keys(version: CachedVersion) -> dict[Any, int]:
+    """Each content a version's files take on disk, with its size (a version scanned
+    without its contents counts as one content of its own size)."""
+    if not version.contents:
+        return {("version", version.name, version.version): version.size}
+    return {(dev, ino): size for dev, ino, size in version.contents}
+
+
+def disk_size(versions: Iterable[CachedVersion]) -> int:
+    """Bytes ``versions`` take on disk together: each shared content counted once."""
+    seen: dict[Any, int] = {}
+    for version in versions:
+        seen.update(content_keys(version))
+    return sum(seen.values())
+
+
 def _utc(timestamp: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC)
 
 
-def _measure(path: Path, is_directory: bool) -> tuple[int, int, float]:
-    """(bytes, files, latest atime) of a version, without following symlinks."""
+def _measure(path: Path, is_directory: bool) -> tuple[int, int, float, tuple[tuple[int, int, int], ...]]:
+    """(bytes, files, latest atime, contents) of a version, without following symlinks."""
     if not is_directory:
         st = path.lstat()
-        return st.st_size, 1, st.st_atime
+        return st.st_size, 1, st.st_atime, ((st.st_dev, st.st_ino, st.st_size),)
     size = files = 0
     atime = 0.0  # folders' atimes move when anyone lists them (this scan too): files only
+    contents = []
     for folder, _dirs, names in os.walk(path):
         for file_name in names:
             if folder == str(path) and file_name == SUCCESS_NAME:
@@ -81,7 +105,8 @@ def _measure(path: Path, is_directory: bool) -> tuple[int, int, float]:
             size += st.st_size
             files += 1
             atime = max(atime, st.st_atime)
-    return size, files, atime
+            contents.append((st.st_dev, st.st_ino, st.st_size))
+    return size, files, atime, tuple(contents)
 
 
 def _versions_in(folder: Path) -> Iterator[tuple[str, bool, Path]]:
@@ -121,7 +146,7 @@ def scan_cache(
         for version, is_directory, marker in versions:
             path = folder / version
             try:
-                size, files, atime = _measure(path, is_directory)
+                size, files, atime, contents = _measure(path, is_directory)
                 installed = marker.lstat().st_mtime
             except FileNotFoundError:  # pruned or replaced while we looked
                 continue
@@ -135,6 +160,7 @@ def scan_cache(
                     files=files,
                     installed=_utc(installed),
                     last_used=_utc(max(atime, installed)),
+                    contents=contents,
                 )
             )
         try:
@@ -149,6 +175,16 @@ def scan_cache(
                 and not (folder == root and entry.name == CACHE_DIR)
             ):
                 stack.append(Path(entry.path))
+
+    # a content is shared when more than one version uses it (hard links to one blob)
+    users: dict[tuple[int, int], int] = {}
+    for item in found:
+        for dev, ino, _size in set(item.contents):
+            users[(dev, ino)] = users.get((dev, ino), 0) + 1
+    found = [
+        replace(item, shared=sum(size for dev, ino, size in item.contents if users[(dev, ino)] > 1))
+        for item in found
+    ]
 
     def order(item: CachedVersion) -> tuple[str, int, Any]:
         valid = versioning.is_valid(item.version)
@@ -254,3 +290,35 @@ def scan_leftovers(assets_dir: str | os.PathLike[str]) -> list[Leftover]:
             )
         )
     return sorted(found, key=lambda leftover: leftover.modified)
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    """Bytes on disk of an assets dir, each content counted once (blobs.py)."""
+
+    disk: int  # what the versions, the unused contents and the partial reads take
+    shared: int  # contents used by more than one version (stored once)
+    unused: int  # contents of the store no version uses (``cache prune`` removes them)
+    partial: int  # blocks kept by lazy reads (lazy.py)
+
+
+def cache_usage(
+    assets_dir: str | os.PathLike[str], versions: Iterable[CachedVersion], *, whole_cache: bool = True
+) -> CacheUsage:
+    """The disk usage of ``versions`` (and, with ``whole_cache``, of the store's unused
+    contents and partial reads)."""
+    from modelkit_assets.blobs import BlobStore
+
+    users: dict[Any, int] = {}
+    sizes: dict[Any, int] = {}
+    for version in versions:
+        for key, size in content_keys(version).items():
+            users[key] = users.get(key, 0) + 1
+            sizes[key] = size
+    shared = sum(sizes[key] for key, count in users.items() if count > 1)
+    unused = partial = 0
+    if whole_cache:
+        store = BlobStore(Path(assets_dir).expanduser())
+        unused = sum(blob.size for blob in store.blobs() if blob.links == 0)
+        partial = sum(size for _sha, _folder, size, _count in store.block_sets())
+    return CacheUsage(sum(sizes.values()) + unused + partial, shared, unused, partial)

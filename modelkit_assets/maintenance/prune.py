@@ -38,6 +38,8 @@ from modelkit_assets.layout import CACHE_DIR
 from modelkit_assets.maintenance.inventory import (
     CachedVersion,
     Leftover,
+    content_keys,
+    disk_size,
     is_leftover_name,
     scan_cache,
     scan_leftovers,
@@ -73,6 +75,13 @@ class PruneResult:
     dry_run: bool = False
     leftovers_removed: list[Leftover] = field(default_factory=list)
     leftovers_kept: list[tuple[Leftover, str]] = field(default_factory=list)
+    #: bytes on disk freed (or that would be): a content shared with a kept version stays;
+    #: contents of the cache's store no version uses any more are removed with the last
+    disk_freed: int = 0
+    #: bytes on disk the kept versions take (each shared content once)
+    disk_remaining: int = 0
+    #: contents of the store removed because no cached version used them any more
+    blobs_removed: int = 0
 
     @property
     def freed(self) -> int:
@@ -100,6 +109,9 @@ class PruneResult:
                 {**leftover.to_dict(), "reason": why} for leftover, why in self.leftovers_kept
             ],
             "reclaimed": self.reclaimed,
+            "disk_freed": self.disk_freed,
+            "disk_remaining": self.disk_remaining,
+            "blobs_removed": self.blobs_removed,
         }
 
 
@@ -131,13 +143,14 @@ def plan_prune(
             cutoff = now - policy.older_than
             chosen = [v for v in candidates if v.last_used < cutoff]
         if policy.max_size is not None:
-            total = sum(v.size for v in versions) - sum(v.size for v in chosen)
+            # bytes on disk: a content shared by versions is freed with the last of them
+            remaining = [v for v in versions if v not in chosen]
             for v in sorted(candidates, key=lambda c: c.last_used):
-                if total <= policy.max_size:
+                if disk_size(remaining) <= policy.max_size:
                     break
                 if v not in chosen:
                     chosen.append(v)
-                    total -= v.size
+                    remaining.remove(v)
     return sorted(chosen, key=lambda c: c.last_used)
 
 
@@ -175,6 +188,8 @@ def _lock_names(cache: AssetCache) -> dict[str, list[str]]:
     staging = cache.layout.staging_root()
     names: dict[str, list[str]] = {}
     for folder, dirs, files in os.walk(root):
+        if Path(folder) == root:  # the content store's folders (.blobs...) hold no asset lock
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
         if Path(folder) == staging:
             dirs[:] = [d for d in dirs if not is_leftover_name(d)]
         rel = Path(folder).relative_to(root)
@@ -274,4 +289,15 @@ def prune(
                 continue
             _remove(cache, version)
             result.removed.append(version)
+    kept = result.kept + [v for v, _ in result.skipped]
+    result.disk_remaining = disk_size(kept)
+    freed_by_versions = disk_size(kept + result.removed) - result.disk_remaining
+    # then the store's contents no version links to any more (a dry run counts those the
+    # removals would leave unused too: they are among freed_by_versions already)
+    blobs, blocks = cache.blobs.remove_unused(dry_run=dry_run)
+    counted = {key for v in result.removed for key in content_keys(v)}
+    result.blobs_removed = len(blobs)
+    result.disk_freed = (
+        freed_by_versions + sum(b.size for b in blobs if (b.device, b.inode) not in counted) + blocks
+    )
     return result
