@@ -481,6 +481,10 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
         if not parsed.name:
             raise IsADirectoryError(f"{PROTOCOL}:// is the list of assets, not a file; open a path in it.")
         version = self._resolve(parsed)
+        # a big file of a version not yet cached is read by verified parts (lazy.py)
+        part = self.manager.open_part(parsed.name, version, parsed.inner or "")
+        if part is not None:
+            return part
         local = self.manager.fetch(AssetSpec(parsed.name, version))
         target = local.joinpath(*parsed.inner.split("/")) if parsed.inner else local
         if target.is_dir():
@@ -497,7 +501,15 @@ class AssetsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
     def local_path(self, path: str) -> Path:
         """The verified cached copy of ``path`` (fetched first if needed): hand it to code
         that wants a real file name."""
-        with self.open(path, "rb") as handle:
+        path = self._strip_protocol(path)
+        parsed = parse_path(path)
+        if not parsed.name:
+            raise IsADirectoryError(f"{PROTOCOL}:// is the list of assets, not a file; open a path in it.")
+        version = self._resolve(parsed)
+        self.manager.fetch(AssetSpec(parsed.name, version))  # whole: the caller wants a real file
+        with self.open(
+            f"{parsed.name}:{version}" + (f"/{parsed.inner}" if parsed.inner else ""), "rb"
+        ) as handle:
             return Path(handle.name)
 
     # -- writing: never -----------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from modelkit_assets.cache import AssetCache
 from modelkit_assets.errors import (
@@ -37,7 +37,7 @@ from modelkit_assets.versioning import VersioningSystem, get_versioning
 if TYPE_CHECKING:
     from fsspec.callbacks import Callback
 
-    from modelkit_assets.manifest import AssetMeta
+    from modelkit_assets.manifest import AssetMeta, FileEntry
     from modelkit_assets.settings import Settings
     from modelkit_assets.signing import Signature, TrustedKey
     from modelkit_assets.store import AssetStore
@@ -460,12 +460,75 @@ class AssetsManager:
             # another process may have added some of them while we waited
             more, more_bytes = self.cache.reuse(missing)
             placed, reused = placed | more, reused + more_bytes
+            # files read in part before (lazy.py): their kept blocks are used, the rest fetched
+            more, more_bytes = self._assemble(store, meta, [f for f in missing if f[0] not in placed])
+            placed, reused = placed | more, reused + more_bytes
             if reused and callback is not None:
                 callback.call("reused", bytes=reused, files=len(placed))
             if len(placed) < len(files):
                 store.download_version(meta, str(staged), callback=callback, skip=placed)
             self.cache.share(files)
         return reused
+
+    def _assemble(
+        self, store: AssetStore, meta: AssetMeta, files: list[tuple[str | None, FileEntry, str]]
+    ) -> tuple[set[str | None], int]:
+        """Build each file of ``files`` that has blocks kept by lazy reads from them and
+        ranged downloads of the others (each block verified, then the whole file)."""
+        from modelkit_assets.lazy import BlockReader
+
+        placed: set[str | None] = set()
+        reused = 0
+        for key, entry, local in files:
+            if entry.blocks is None or entry.sha256 is None or not meta.block_size:
+                continue
+            if not self.cache.blobs.has_blocks(entry.sha256):
+                continue
+            os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+            reader = BlockReader(store, meta, key, entry, self.cache.blobs)
+            reused += reader.assemble(local)
+            placed.add(key)
+        return placed, reused
+
+    def open_part(self, name: str, version: str, inner: str) -> BinaryIO | None:
+        """A big file of a version that is not cached, opened for reading by verified parts
+        (lazy.py), or ``None`` when it is to be fetched whole: cached already, offline, a
+        small file, or a manifest without block hashes. A file whose content the cache's
+        store holds is opened there.
+
+        Raises
+        ------
+        SignatureError
+            With ``require_signature``, if no trusted key signed the version.
+        StoreError
+        """
+        if self.offline or self.cache.installed(name, version) is not None:
+            return None
+        store = self.store
+        if store is None:
+            return None
+        meta = store.meta(name, version)
+        if meta.is_directory:
+            entry = meta.files.get(inner) if inner else None
+        else:
+            entry = meta.file_entry if not inner else None
+        if (
+            entry is None
+            or entry.blocks is None
+            or entry.size is None
+            or not meta.block_size
+            or entry.size < self.settings.lazy_read_min_bytes
+        ):
+            return None
+        if self.require_signature:
+            store.signatures.verify(meta, self.trusted_keys)
+        blob = self.cache.blobs.find(entry)
+        if blob is not None:
+            return open(blob, "rb")
+        from modelkit_assets.lazy import BlockReader, open_lazy
+
+        reader = BlockReader(store, meta, inner or None, entry, self.cache.blobs)
+        return open_lazy(reader, f"{name}:{version}" + (f"[{inner}]" if inner else ""))
 
     def _sub_part(self, path: Path, spec: AssetSpec, version: str) -> Path:
         if spec.sub_part is None:

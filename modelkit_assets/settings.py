@@ -17,6 +17,7 @@
 | MODELKIT_ASSETS_SIGNING_KEY_PASSPHRASE| its passphrase, if encrypted          |
 | MODELKIT_ASSETS_REQUIRE_SIGNATURE     | refuse versions no trusted key signed |
 | MODELKIT_ASSETS_TRUSTED_KEYS          | PEM public keys (os.pathsep-separated)|
+| MODELKIT_ASSETS_LAZY_READ_MIN_BYTES   | files read by parts from this size on |
 
 modelkit's ``MODELKIT_STORAGE_PROVIDER``/``_BUCKET``/``_PREFIX``, ``S3_ENDPOINT`` and
 ``MODELKIT_STORAGE_FORCE_DOWNLOAD`` are honoured when ``MODELKIT_ASSETS_STORE`` is unset.
@@ -42,6 +43,9 @@ DEFAULT_CLAIM_TTL_S = 6 * 3600.0
 #: a publisher's claim lease: renewed every quarter of it; another writer takes a claim
 #: over once it saw no renewal for STALE_LEASES leases on its own clock
 DEFAULT_CLAIM_LEASE_S = 60.0
+#: ``modelkit-assets://`` opens files of this size or more (not yet cached, with block hashes)
+#: by verified parts instead of fetching their version whole: 32 MiB, four blocks
+DEFAULT_LAZY_READ_MIN_BYTES = 32 * 1024 * 1024
 DEFAULT_RETRIES = 5
 DEFAULT_RETRY_DEADLINE_S = 120.0
 #: retry backoff: the first delay and the cap (full jitter below them)
@@ -189,6 +193,7 @@ class Settings:
     signing_key_passphrase: str | None = field(default=None, repr=False)
     require_signature: bool = False
     trusted_keys: tuple[Path, ...] = ()
+    lazy_read_min_bytes: int = DEFAULT_LAZY_READ_MIN_BYTES
 
     def __repr__(self) -> str:
         # the store URL may carry `user:password@` (G7): shown without it, options never
@@ -254,6 +259,9 @@ class Settings:
                 Path(p.strip()).expanduser()
                 for p in (env.get("MODELKIT_ASSETS_TRUSTED_KEYS") or "").split(os.pathsep)
                 if p.strip()
+            ),
+            lazy_read_min_bytes=int(
+                _number(env, "MODELKIT_ASSETS_LAZY_READ_MIN_BYTES", DEFAULT_LAZY_READ_MIN_BYTES)
             ),
         )
 
