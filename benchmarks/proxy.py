@@ -36,13 +36,18 @@ class LatencyProxy:
         self.listen = listen
         self.port = 0
         self.connections = 0
+        #: bytes relayed from the server to clients (downloads) and from clients to it
+        self.bytes_down = 0
+        self.bytes_up = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
         self._main: asyncio.Task[None] | None = None
         self._ready = threading.Event()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, down: bool = False
+    ) -> None:
         """Copy ``reader`` to ``writer``, each chunk ``one_way`` seconds after it arrived."""
         # bounded: a slow receiver pushes back on the sender instead of filling memory
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(maxsize=256)
@@ -64,6 +69,10 @@ class LatencyProxy:
         sender = asyncio.create_task(deliver())
         try:
             while not sender.done() and (data := await reader.read(CHUNK)):
+                if down:
+                    self.bytes_down += len(data)
+                else:
+                    self.bytes_up += len(data)
                 item = (time.monotonic() + self.one_way, data)
                 if not queue.full():
                     queue.put_nowait(item)
@@ -92,7 +101,7 @@ class LatencyProxy:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
             pumps = [
                 asyncio.create_task(self._pump(client_reader, upstream_writer)),
-                asyncio.create_task(self._pump(upstream_reader, client_writer)),
+                asyncio.create_task(self._pump(upstream_reader, client_writer, down=True)),
             ]
             try:
                 await asyncio.gather(*pumps)
