@@ -34,6 +34,10 @@ Local assets dir (modelkit's layout, so both tools can share it)::
     {dir}/.cache/signers/{name}/{version}/{key hex}@{inode}-{ctime_ns}
                                         the trusted key that verified the installed version
                                         (empty file; names the install it vouches for)
+    {dir}/.cache/.blobs/{sha[:2]}/{sha256}   each verified file content once (blobs.py): the
+                                        versions' files are read-only hard links to it
+    {dir}/.cache/.blob-locks/{sha[:2]}/{sha256}.lock   held while a fetch downloads it
+    {dir}/.cache/.blocks/{sha256}/{index:08d}          verified blocks kept by lazy reads
 """
 
 from __future__ import annotations
