@@ -460,11 +460,15 @@ class AssetsManager:
             # another process may have added some of them while we waited
             more, more_bytes = self.cache.reuse(missing)
             placed, reused = placed | more, reused + more_bytes
-            # files read in part before (lazy.py): their kept blocks are used, the rest fetched
-            more, more_bytes = self._assemble(store, meta, [f for f in missing if f[0] not in placed])
-            placed, reused = placed | more, reused + more_bytes
-            if reused and callback is not None:
+            if callback is not None:  # (also starts the display before any assembling)
                 callback.call("reused", bytes=reused, files=len(placed))
+            # files read in part before (lazy.py): their kept blocks are used, the rest fetched
+            assembled, kept_bytes = self._assemble(store, meta, [f for f in missing if f[0] not in placed])
+            if assembled and callback is not None:
+                size = sum(entry.size or 0 for key, entry, _local in missing if key in assembled)
+                callback.call("reused", bytes=kept_bytes, files=0)
+                callback.call("assembled", bytes=size - kept_bytes, files=len(assembled))
+            placed, reused = placed | assembled, reused + kept_bytes
             if len(placed) < len(files):
                 store.download_version(meta, str(staged), callback=callback, skip=placed)
             self.cache.share(files)

@@ -187,7 +187,7 @@ class Transfer:
         elif self.mode == "plain" and success:
             elapsed = max(time.monotonic() - (self._started_at or time.monotonic()), 1e-6)
             size = self.bytes_done
-            reused = f"; {self._reused_text()}" if self.reused_files else ""
+            reused = f"; {self._reused_text()}" if self.reused_bytes else ""
             typer.echo(
                 f"{self.verb[:-3]}ed {self.label}: {self._files_text()}, {human_size(size)} in "
                 f"{elapsed:.1f} s ({human_size(size / elapsed)}/s){reused}.",
@@ -224,13 +224,14 @@ class Transfer:
         with self._lock:
             self.reused_bytes += count
             self.reused_files += files
-            if self._progress is not None and self._total_task is not None:
+            if count and self._progress is not None and self._total_task is not None:
                 self._progress.update(
                     self._total_task, description=f"{self.verb} {self.label} ({self._reused_text()})"
                 )
 
     def _reused_text(self) -> str:
-        return f"{human_size(self.reused_bytes)} in {self.reused_files} files reused from the cache"
+        files = f" in {self.reused_files} files" if self.reused_files else ""
+        return f"{human_size(self.reused_bytes)}{files} reused from the cache"
 
     def learn_size(self, size: int) -> None:
         """A file's size, when the total was not known up front (downloads)."""
@@ -331,6 +332,10 @@ def _callback_class() -> Callable[[Transfer], Callback]:
         def call(self, hook_name: str | None = None, **kwargs: Any) -> None:
             if hook_name == "reused":  # files linked from the cache instead of downloaded
                 self.transfer.add_reused(int(kwargs.get("bytes", 0)), int(kwargs.get("files", 0)))
+                return
+            if hook_name == "assembled":  # files completed from blocks kept by lazy reads
+                self.transfer.add_bytes(int(kwargs.get("bytes", 0)))
+                self.transfer.file_done(int(kwargs.get("files", 0)))
                 return
             self.transfer.set_files(int(self.size) if self.size is not None else None)
             delta = int(self.value or 0) - self.reported
