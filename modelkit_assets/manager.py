@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -445,6 +446,12 @@ class AssetsManager:
         copies replace the store's (a forced fetch never trusts what the cache holds)."""
         files = self.cache.staged_files(meta, staged)
         if force:
+            # nothing a killed fetch left is kept (its files may be read-only links already)
+            if staged.is_dir():
+                shutil.rmtree(staged)
+                staged.mkdir()
+            elif staged.exists():
+                staged.unlink()
             store.download_version(meta, str(staged), callback=callback)
             self.cache.share(files, fresh=True)
             return 0
