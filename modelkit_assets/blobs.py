@@ -116,15 +116,7 @@ class BlobStore:
             with contextlib.suppress(FileNotFoundError):
                 if os.path.samefile(local, blob):
                     return
-            tmp = blob.with_name(f"{blob.name}.{uuid.uuid4().hex}.tmp")
-            try:
-                os.link(local, tmp)
-            except OSError as err:
-                if err.errno not in _NO_LINK:
-                    raise
-                self._copy_in(local, blob)
-                return
-            os.replace(tmp, blob)
+            self._link_in(local, blob)
             return
         try:
             os.link(local, blob)
@@ -139,9 +131,26 @@ class BlobStore:
         if os.path.samefile(local, blob):
             return
         if os.stat(blob).st_size != os.stat(local).st_size:  # a damaged blob: the new one wins
-            self._copy_in(local, blob)
+            self._link_in(local, blob)
             return
         self.materialize(blob, local)
+
+    def _link_in(self, local: str | os.PathLike[str], blob: Path) -> None:
+        """Make ``local`` the blob (replacing the store's copy atomically), sharing its
+        inode; a copy where links are impossible."""
+        tmp = blob.with_name(f"{blob.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            os.link(local, tmp)
+        except OSError as err:
+            if err.errno not in _NO_LINK:
+                raise
+            self._copy_in(local, blob)
+            return
+        try:
+            os.replace(tmp, blob)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     def _copy_in(self, local: str | os.PathLike[str], blob: Path) -> None:
         tmp = blob.with_name(f"{blob.name}.{uuid.uuid4().hex}.tmp")

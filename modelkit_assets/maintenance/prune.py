@@ -28,6 +28,7 @@ import datetime as dt
 import os
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,6 +296,9 @@ def prune(
     # then the store's contents no version links to any more (a dry run counts those the
     # removals would leave unused too: they are among freed_by_versions already)
     blobs, blocks = cache.blobs.remove_unused(dry_run=dry_run)
+    if dry_run:  # and those whose every link is a file of a version the plan removes
+        links = Counter((dev, ino) for v in result.removed for dev, ino, _ in v.contents)
+        blobs += [b for b in cache.blobs.blobs() if b.links and links[(b.device, b.inode)] == b.links]
     counted = {key for v in result.removed for key in content_keys(v)}
     result.blobs_removed = len(blobs)
     result.disk_freed = (
