@@ -47,6 +47,9 @@ class BlockReader:
         self.label = f"{meta.name}:{meta.version}" + (f"[{path}]" if path else "")
         #: bytes taken from the store by this reader (the rest came from kept blocks)
         self.downloaded = 0
+        #: the last block verified: reads smaller than a block (a buffered reader's, a
+        #: sequential scan's) take it from memory instead of reading and hashing it again
+        self._last: tuple[int, bytes] | None = None
 
     def _span(self, index: int) -> tuple[int, int]:
         start = index * self.block_size
@@ -60,6 +63,13 @@ class BlockReader:
         IntegrityError
             If the store's bytes for it do not match the manifest (nothing is kept).
         """
+        if self._last is not None and self._last[0] == index:
+            return self._last[1]
+        data = self._verified_block(index)
+        self._last = (index, data)
+        return data
+
+    def _verified_block(self, index: int) -> bytes:
         expected = self.blocks[index]
         kept = self.blobs.kept_block(self.sha256, index, expected)
         if kept is not None:
@@ -146,6 +156,12 @@ class _LazyRaw(io.RawIOBase):
             raise ValueError("negative seek position")
         self._pos = pos
         return pos
+
+    def readall(self) -> bytes:
+        """The rest of the file, one block per step (not the default's 8 KiB ones)."""
+        data = self.reader.read(self._pos, self.reader.size)
+        self._pos += len(data)
+        return data
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
