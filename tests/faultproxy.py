@@ -16,6 +16,8 @@ Azurite) and answers a configurable share of them with a fault instead::
 The roll depends on the request, never on the order requests arrive in, so a seeded
 run injects the same faults whatever the concurrency. ``drop_response`` names requests
 whose answer is lost *after* the server acted on them (the create-then-lost-answer case).
+``stats.bytes_down`` counts the answer bodies relayed from the server (in total, and by
+path in ``stats.bytes_down_by_path``): what the downloads cost the store.
 The proxy runs its own asyncio loop in a daemon thread; ``stop()`` ends it.
 """
 
@@ -80,6 +82,10 @@ class Stats:
     dropped: list[str] = field(default_factory=list)
     log: list[tuple[str, str, str]] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
+    #: bytes of the upstream's answer bodies relayed to clients (what a download cost the
+    #: store), in total and by request path (its query left out); headers not counted
+    bytes_down: int = 0
+    bytes_down_by_path: collections.Counter[str] = field(default_factory=collections.Counter)
 
     @property
     def injected(self) -> int:
@@ -265,6 +271,12 @@ class FaultProxy:
             return None
         return rng.choice(self.kinds)
 
+    def _relayed(self, path: str, body: bytes) -> None:
+        """Count ``body`` (an upstream answer's body, or the part of it sent) as relayed."""
+        with self._lock:
+            self.stats.bytes_down += len(body)
+            self.stats.bytes_down_by_path[path.split("?", 1)[0]] += len(body)
+
     def _record(self, method: str, path: str, what: str) -> None:
         with self._lock:
             if what == "drop":
@@ -363,12 +375,14 @@ class FaultProxy:
             self._record(method, path, fault)
             if resp_body:
                 client_w.write(raw_head + resp_body[: len(resp_body) // 2])
+                self._relayed(path, resp_body[: len(resp_body) // 2])
                 await client_w.drain()
                 client_w.close()  # FIN: the body ends before its announced length
             else:
                 _reset(client_w)  # nothing to cut: the answer is lost
             return None
         client_w.write(raw_head + resp_body)
+        self._relayed(path, resp_body)
         await client_w.drain()
         if not framed or (_header(resp_headers, "connection") or "").lower() == "close":
             return None
