@@ -62,6 +62,7 @@ def test_every_example_is_tested() -> None:
         "pandas_protocol.py",
         "train_and_publish.py",
         "migrate_from_modelkit.py",
+        "fleet.py",
     }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
