@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -323,7 +325,18 @@ def test_latency_proxy_counts_the_bytes_each_way() -> None:
 def test_content_cache_benchmark_meets_its_targets_on_small_sizes() -> None:
     """The targets of the content-addressed cache, at 64 MiB (the benchmark runs 1 GiB):
     bytes counted by the proxy in front of moto, never by our own counters."""
-    result = _load("content_cache").main(["--size-mib", "64", "--shard-mib", "2", "--hits", "500"])
+    # in its own process, as it is run: the proxy's thread and the fleet's workers leave
+    # nothing behind in this one
+    script = BENCHMARKS / "content_cache.py"
+    run = subprocess.run(
+        [sys.executable, str(script), "--size-mib", "64", "--shard-mib", "2", "--hits", "500"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    print(result)
     assert result["delta"]["downloaded_per_changed"] <= 1.1
     assert result["delta"]["growth_per_changed"] <= 1.1
     assert result["lazy"]["correct"] and result["lazy"]["downloaded_blocks"] <= 2.05
