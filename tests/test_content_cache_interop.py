@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import json
 import os
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+import test_modelkit_interop as interop
 from helpers_worker import digests
 from test_modelkit_interop import PREFIX, modelkit_python  # noqa: F401 - the virtualenv fixture
 
@@ -110,42 +108,10 @@ def _as_plain_owner() -> Callable[[], None] | None:
     return drop
 
 
-class Modelkit:
-    """modelkit 0.1.3 on one local store and one assets dir (its environment only)."""
+class Modelkit(interop.Modelkit):
+    """modelkit 0.1.3 on one local store and one assets dir, running this file's driver."""
 
-    def __init__(self, python: Path, bucket: Path, assets_dir: Path, workdir: Path) -> None:
-        self.python, self.bucket, self.assets_dir, self.workdir = python, bucket, assets_dir, workdir
-        self.preexec: Callable[[], None] | None = None
-
-    def run(self, *ops: list[Any]) -> list[Any]:
-        results = self.try_run(*ops)
-        for op, outcome in zip(ops, results, strict=True):
-            assert "ok" in outcome, f"modelkit {op} failed: {outcome}"
-        return [outcome["ok"] for outcome in results]
-
-    def try_run(self, *ops: list[Any]) -> list[dict[str, Any]]:
-        out = self.workdir / "modelkit-out.json"
-        out.unlink(missing_ok=True)
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(self.workdir),
-            "MODELKIT_STORAGE_PROVIDER": "local",
-            "MODELKIT_STORAGE_BUCKET": str(self.bucket),
-            "MODELKIT_STORAGE_PREFIX": PREFIX,
-            "MODELKIT_ASSETS_DIR": str(self.assets_dir),
-        }
-        proc = subprocess.run(
-            [str(self.python), "-c", DRIVER, str(out), json.dumps(ops)],
-            env=env,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            preexec_fn=self.preexec,
-        )
-        assert proc.returncode == 0, f"modelkit driver crashed:\n{proc.stderr[-3000:]}"
-        results: list[dict[str, Any]] = json.loads(out.read_text())
-        return results
+    driver = DRIVER
 
 
 @pytest.fixture

@@ -190,12 +190,17 @@ def modelkit_python() -> Path:
 class Modelkit:
     """modelkit 0.1.3 configured (through its environment) on one store and assets dir."""
 
+    #: the script run in modelkit's virtualenv: argv = [output json, operations json]
+    driver = DRIVER
+
     def __init__(self, python: Path, bucket: Path, assets_dir: Path, workdir: Path) -> None:
         self.python = python
         self.bucket = bucket
         self.assets_dir = assets_dir
         self.workdir = workdir
         self.versioning = "major_minor"
+        #: run in modelkit's process before it starts (e.g. to drop privileges)
+        self.preexec: Callable[[], None] | None = None
 
     def run(self, *ops: list[Any]) -> list[Any]:
         """Run operations in one modelkit process; return their values (any error fails)."""
@@ -217,12 +222,13 @@ class Modelkit:
             "MODELKIT_ASSETS_VERSIONING_SYSTEM": self.versioning,
         }
         proc = subprocess.run(
-            [str(self.python), "-c", DRIVER, str(out), json.dumps(ops)],
+            [str(self.python), "-c", self.driver, str(out), json.dumps(ops)],
             env=env,
             cwd=self.workdir,
             capture_output=True,
             text=True,
             timeout=120,
+            preexec_fn=self.preexec,
         )
         assert proc.returncode == 0, f"modelkit driver crashed:\n{proc.stderr[-3000:]}"
         results: list[dict[str, Any]] = json.loads(out.read_text())
