@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,8 @@ from modelkit_assets.errors import CacheNotWritableError, LocalDiskError, StoreE
 from modelkit_assets.retry import is_transient
 
 BIG = 2 * 2**20  # twice the tmpfs
+#: the lock file of one content of the content store (empty: a flock target)
+BLOB_LOCK = re.compile(r"\.cache/\.blob-locks/[0-9a-f]{2}/[0-9a-f]{64}\.lock")
 
 CHILD = textwrap.dedent(
     """
@@ -59,6 +62,7 @@ CHILD = textwrap.dedent(
         for root, _, files in os.walk(spec["watch"])
         for f in files
     )
+    sizes = {path: os.path.getsize(os.path.join(spec["watch"], path)) for path in left}
     mro = []
     if spec.get("api"):  # the same call through the library: which error class
         os.environ.update(spec["env"])
@@ -69,7 +73,10 @@ CHILD = textwrap.dedent(
             AssetsManager().fetch(spec["api"])
         except Exception as err:
             mro = [cls.__name__ for cls in type(err).__mro__]
-    report = {"code": result.exit_code, "stderr": result.stderr, "retries": retries, "left": left, "mro": mro}
+    report = {
+        "code": result.exit_code, "stderr": result.stderr, "retries": retries, "left": left, "sizes": sizes,
+        "mro": mro,
+    }
     print(json.dumps(report))
     """
 )
@@ -156,8 +163,10 @@ def test_fetch_into_a_full_or_read_only_assets_dir(
     assert f"m/big:0.0 is not in the assets dir {assets}" in line, line
     assert reason in line and "MODELKIT_ASSETS_DIR" in line, line
     assert "store" not in line.lower().replace("modelkit_assets_store", ""), line  # not blamed on it
-    # nothing half-written: at most the asset's (empty) lock file
-    assert set(report["left"]) <= {".cache/m/big.lock"}, report["left"]  # type: ignore[arg-type]
+    # nothing half-written: at most empty lock files, the asset's and its contents'
+    left = set(report["left"]) - {".cache/m/big.lock"}  # type: ignore[arg-type]
+    assert all(BLOB_LOCK.fullmatch(path) for path in left), report["left"]
+    assert not any(report["sizes"].values()), report["sizes"]  # type: ignore[attr-defined]
     assert cls.__name__ in report["mro"] and "StoreError" not in report["mro"], report["mro"]  # type: ignore[operator]
 
 

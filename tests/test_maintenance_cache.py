@@ -14,7 +14,7 @@ import pytest
 from helpers_holder import HOLD_FILELOCK, holding
 
 from modelkit_assets import AssetsManager, AssetStore
-from modelkit_assets.maintenance.inventory import CachedVersion, scan_cache
+from modelkit_assets.maintenance.inventory import CachedVersion, disk_size, scan_cache
 from modelkit_assets.maintenance.prune import PrunePolicy, plan_prune, prune
 from modelkit_assets.maintenance.usage import hold, leased
 from modelkit_assets.versioning import get_versioning
@@ -149,9 +149,20 @@ def test_prune_removes_marker_data_and_manifest_then_refetches(filled: AssetsMan
 
 
 def test_prune_max_size_frees_until_under(filled: AssetsManager) -> None:
-    total = sum(v.size for v in scan_cache(filled.assets_dir, MM))
+    # bytes on disk: the three models/clf versions share one content, counted once; least
+    # recently used first, removing 0.0 and 0.1 frees nothing (1.0 still links the content),
+    # removing 1.0 too frees it, and nlp/tokenizer stays
+    versions = scan_cache(filled.assets_dir, MM)
+    total, shared = disk_size(versions), sample_size(filled)
+    assert total == sum(v.size for v in versions) - 2 * shared
     result = prune(filled.assets_dir, PrunePolicy(max_size=total - 1), MM)
-    assert len(result.removed) == 1 and result.remaining <= total - 1
+    assert [v.spec for v in result.removed] == ["models/clf:0.0", "models/clf:0.1", "models/clf:1.0"]
+    assert result.disk_freed == shared and result.disk_remaining == total - shared
+    assert {v.spec for v in scan_cache(filled.assets_dir, MM)} == {"nlp/tokenizer:0.0"}
+
+
+def sample_size(manager: AssetsManager) -> int:
+    return manager.cache.layout.version_path("models/clf", "1.0").stat().st_size
 
 
 def test_prune_skips_a_leased_version(filled: AssetsManager) -> None:

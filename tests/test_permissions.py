@@ -32,12 +32,30 @@ def umask(request: pytest.FixtureRequest) -> Iterator[int]:
         os.umask(previous)
 
 
+#: the assets dirs the test writes (below ``work``)
+ASSETS_DIRS = ("assets", "synced", "bundle")
+
+
+def is_cached_content(relative: Path) -> bool:
+    """A cached file's bytes (a version's file, or the content store's blob): read-only, so
+    an in-place edit cannot change every version sharing it."""
+    if len(relative.parts) < 2 or relative.parts[0] not in ASSETS_DIRS:
+        return False
+    inner = relative.parts[1:]
+    if inner[0] == ".cache":
+        return len(inner) > 1 and inner[1] == ".blobs"
+    return not relative.name.endswith(".SUCCESS")
+
+
 def wrong_modes(root: Path, mask: int) -> list[str]:
-    """Every file or folder under ``root`` whose mode is not what a plain write gets."""
+    """Every file or folder under ``root`` whose mode is not what a plain write gets (less
+    the write bits for cached contents)."""
     wrong = []
     for path in [root, *root.rglob("*")]:
         mode = stat.S_IMODE(path.lstat().st_mode)
         expected = (0o777 if path.is_dir() else 0o666) & ~mask
+        if path.is_file() and is_cached_content(path.relative_to(root)):
+            expected &= ~0o222
         if mode != expected:
             wrong.append(f"{path.relative_to(root)}: {oct(mode)} (expected {oct(expected)})")
     return wrong

@@ -86,7 +86,9 @@ def test_library_success_and_error_paths_never_show_credentials(
     store.fs.pipe_file(store.layout.meta("secret/bad", "0.0"), b"{not json")
     fails(lambda: manager.fetch("secret/bad:0.0"))
     store.fs.pipe_file(store.layout.data("secret/model", "0.1", "vocab.txt"), b"tampered")
-    fails(lambda: manager.fetch("secret/model:0.1"))
+    # into a fresh assets dir: the one above holds that content already (from 0.0) and
+    # would link it in instead of downloading the corrupt object
+    fails(lambda: AssetsManager(store, tmp_path / "fresh-assets").fetch("secret/model:0.1"))
     from modelkit_assets.retry import RetryPolicy
 
     dead_endpoint = f"http://127.0.0.1:{servers.closed_port()}"

@@ -1,14 +1,15 @@
 """A self-contained assets dir for a Docker image or an air-gapped machine.
 
 ``bundle`` fetches every spec into a fresh (or existing) folder through the normal,
-verified fetch path, then removes what only a writer needs (the per-asset lock files
-and the staging area) and records what it holds in ``.cache/bundle.json`` (the lockfile
+verified fetch path, then removes what only a writer needs (the per-asset and
+per-content lock files and the staging area) and records what it holds in ``.cache/bundle.json`` (the lockfile
 format)::
 
     {dir}/
     ├── nlp/tokenizer/1.0/...  .SUCCESS        modelkit's layout, markers included
     ├── models/clf/0.3 + .0.3.SUCCESS
     └── .cache/
+        ├── .blobs/...                         each content once (the versions link to it)
         ├── manifests/...                      for `verify` with no store
         └── bundle.json                        the bundled versions and their digests
 
@@ -103,6 +104,7 @@ def bundle(
 
 def _tidy(cache: AssetCache, names: set[str]) -> None:
     """Remove the writers' leftovers: lock files (and their empty folders) and staging."""
+    shutil.rmtree(cache.blobs.locks_root, ignore_errors=True)
     layout = cache.layout
     top = layout.assets_dir / CACHE_DIR
     for name in names:
