@@ -234,6 +234,9 @@ class BlobStore:
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
+    def has_block(self, sha256: str, index: int) -> bool:
+        return self.block_path(sha256, index).is_file()
+
     def has_blocks(self, sha256: str) -> bool:
         return self.blocks_dir(sha256).is_dir()
 
