@@ -143,16 +143,11 @@ class LatencyProxy:
             except asyncio.CancelledError:
                 pass
             finally:
-                # unwind every connection before the loop goes: no task left to the GC (a
-                # task unwinding can start another, e.g. a pump's delivery: repeat until none)
-                for _ in range(100):
-                    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-                    if not pending:
-                        break
-                    for task in pending:
-                        task.cancel()
-                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-                loop.run_until_complete(loop.shutdown_asyncgens())
+                # unwind every connection before the loop goes: no task left to the GC
+                pending = asyncio.all_tasks(loop)
+                for task in pending:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 loop.close()
 
         self._thread = threading.Thread(target=run, name="latency-proxy", daemon=True)

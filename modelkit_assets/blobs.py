@@ -29,7 +29,7 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -116,7 +116,7 @@ class BlobStore:
             with contextlib.suppress(FileNotFoundError):
                 if os.path.samefile(local, blob):
                     return
-            self._link_in(local, blob)
+            self.materialize(local, blob)
             return
         try:
             os.link(local, blob)
@@ -126,41 +126,14 @@ class BlobStore:
         except OSError as err:
             if err.errno not in _NO_LINK:
                 raise
-            self._copy_in(local, blob)  # no links here: the store keeps its own copy
+            self.materialize(local, blob)  # no links here: the store keeps its own copy
             return
         if os.path.samefile(local, blob):
             return
         if os.stat(blob).st_size != os.stat(local).st_size:  # a damaged blob: the new one wins
-            self._link_in(local, blob)
+            self.materialize(local, blob)
             return
         self.materialize(blob, local)
-
-    def _link_in(self, local: str | os.PathLike[str], blob: Path) -> None:
-        """Make ``local`` the blob (replacing the store's copy atomically), sharing its
-        inode; a copy where links are impossible."""
-        tmp = blob.with_name(f"{blob.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            os.link(local, tmp)
-        except OSError as err:
-            if err.errno not in _NO_LINK:
-                raise
-            self._copy_in(local, blob)
-            return
-        try:
-            os.replace(tmp, blob)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-
-    def _copy_in(self, local: str | os.PathLike[str], blob: Path) -> None:
-        tmp = blob.with_name(f"{blob.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            shutil.copyfile(local, tmp)
-            make_read_only(tmp)
-            os.replace(tmp, blob)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
 
     def materialize(self, blob: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
         """Put ``blob``'s content at ``target`` (replacing what is there, atomically): a hard
@@ -286,15 +259,19 @@ class BlobStore:
             found.append((entry.name, Path(entry.path), size, count))
         return found
 
-    def remove_unused(self, *, dry_run: bool = False) -> tuple[list[Blob], int]:
+    def remove_unused(
+        self, *, dry_run: bool = False, leaving: Mapping[tuple[int, int], int] | None = None
+    ) -> tuple[list[Blob], int]:
         """Remove every blob no installed file links to, and the kept blocks of contents
         the store holds whole: (blobs removed, bytes of blocks removed). A blob is removed
-        under its download lock, taken without waiting, so one being installed is kept."""
+        under its download lock, taken without waiting, so one being installed is kept.
+        ``leaving``: links a dry run's plan would remove, by (device, inode): a blob whose
+        every link is among them counts as unused."""
         import filelock
 
         removed = []
         for blob in self.blobs():
-            if blob.links > 0:
+            if blob.links > (leaving or {}).get((blob.device, blob.inode), 0):
                 continue
             if dry_run:
                 removed.append(blob)

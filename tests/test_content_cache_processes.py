@@ -139,23 +139,23 @@ def test_8_processes_fetching_one_fresh_version_download_it_once(s3: Proxied, tm
     assert not any((assets / ".cache" / "staging").iterdir())
 
 
-def shared_pair(root: Path) -> tuple[Path, Path, bytes]:
-    """Two sources holding the same big ``shared.bin`` and their own small files."""
+def shared_pair(s3: Proxied, root: Path) -> tuple[Path, Path, bytes, tuple[str, str]]:
+    """Two assets, ``pair/left`` and ``pair/right`` 0.0, published from sources holding the
+    same big ``shared.bin`` and their own small files: (sources, shared bytes, their keys)."""
     shared = os.urandom(40 * MIB)
     left, right = root / "left", root / "right"
+    store = AssetStore(s3.url, s3.direct)
     for folder, tag in ((left, b"left"), (right, b"right")):
         write(folder / "shared.bin", shared)
         write(folder / "own.bin", os.urandom(300_000) + tag)
         write(folder / "name.txt", tag)
-    return left, right, shared
+        store.new(folder, f"pair/{folder.name}")
+    keys = (s3.key("pair/left", "0.0", "shared.bin"), s3.key("pair/right", "0.0", "shared.bin"))
+    return left, right, shared, keys
 
 
 def test_two_assets_sharing_a_file_fetched_at_once_download_it_once(s3: Proxied, tmp_path: Path) -> None:
-    left, right, shared = shared_pair(tmp_path / "src")
-    store = AssetStore(s3.url, s3.direct)
-    store.new(left, "pair/left")
-    store.new(right, "pair/right")
-    shared_keys = (s3.key("pair/left", "0.0", "shared.bin"), s3.key("pair/right", "0.0", "shared.bin"))
+    left, right, shared, shared_keys = shared_pair(s3, tmp_path / "src")
     # the shared content's download is held back a second: whichever process takes its
     # lock first still holds it when the other one asks (they start within half a second)
     s3.proxy.configure(rate=1.0, kinds=["delay"], only=only_gets_of(*shared_keys))
@@ -183,11 +183,8 @@ def test_two_assets_sharing_a_file_fetched_at_once_download_it_once(s3: Proxied,
 
 
 def test_a_fetcher_killed_holding_the_locks_blocks_no_one(s3: Proxied, tmp_path: Path) -> None:
-    left, right, shared = shared_pair(tmp_path / "src")
+    left, right, shared, shared_keys = shared_pair(s3, tmp_path / "src")
     store = AssetStore(s3.url, s3.direct)
-    store.new(left, "pair/left")
-    store.new(right, "pair/right")
-    shared_keys = (s3.key("pair/left", "0.0", "shared.bin"), s3.key("pair/right", "0.0", "shared.bin"))
     # the big file's answer is held back (past the end of the test: it never arrives): the
     # victim completes a small file first and freezes there (its progress callback), with
     # shared.bin in flight

@@ -2,8 +2,8 @@
 
 ``bundle`` fetches every spec into a fresh (or existing) folder through the normal,
 verified fetch path, then removes what only a writer needs (the per-asset and
-per-content lock files and the staging area) and records what it holds in ``.cache/bundle.json`` (the lockfile
-format)::
+per-content lock files and the staging area) and records what it holds in
+``.cache/bundle.json`` (the lockfile format)::
 
     {dir}/
     ├── nlp/tokenizer/1.0/...  .SUCCESS        modelkit's layout, markers included

@@ -295,10 +295,8 @@ def prune(
     freed_by_versions = disk_size(kept + result.removed) - result.disk_remaining
     # then the store's contents no version links to any more (a dry run counts those the
     # removals would leave unused too: they are among freed_by_versions already)
-    blobs, blocks = cache.blobs.remove_unused(dry_run=dry_run)
-    if dry_run:  # and those whose every link is a file of a version the plan removes
-        links = Counter((dev, ino) for v in result.removed for dev, ino, _ in v.contents)
-        blobs += [b for b in cache.blobs.blobs() if b.links and links[(b.device, b.inode)] == b.links]
+    leaving = Counter((dev, ino) for v in result.removed for dev, ino, _ in v.contents) if dry_run else None
+    blobs, blocks = cache.blobs.remove_unused(dry_run=dry_run, leaving=leaving)
     counted = {key for v in result.removed for key in content_keys(v)}
     result.blobs_removed = len(blobs)
     result.disk_freed = (
